@@ -1,0 +1,1 @@
+"""The functional core: money, sites and the sale state machine. No I/O lives here."""

@@ -1,0 +1,91 @@
+"""Mercado Pago sites: currency, language and how money is written on the screen and at the API.
+
+Money is always an ``int`` of minor units of the site's currency (centavos, or whole pesos for CLP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Site:
+    """One Mercado Pago site (country)."""
+
+    id: str
+    country: str  # ISO 3166 alpha-2, as in the EMVCo payload (tag 58)
+    currency: str  # ISO 4217 alpha
+    currency_numeric: str  # ISO 4217 numeric, as in the EMVCo payload (tag 53)
+    decimals: int
+    language: str  # "pt" or "es"
+    symbol: str
+    thousands: str
+    decimal_mark: str
+    space: bool  # a space between the symbol and the number
+
+    def format(self, minor: int) -> str:
+        """Write an amount the way people in this country read it: ``R$ 1.234,50``, ``S/ 1,234.50``."""
+        sign = "-" if minor < 0 else ""
+        units, cents = divmod(abs(minor), 10**self.decimals)
+        whole = f"{units:,}".replace(",", self.thousands)
+        number = f"{whole}{self.decimal_mark}{cents:0{self.decimals}d}" if self.decimals else whole
+        return f"{sign}{self.symbol}{' ' if self.space else ''}{number}"
+
+    def to_decimal(self, minor: int) -> Decimal:
+        """The amount in major units, exactly (``1250`` centavos is ``Decimal("12.50")``)."""
+        return Decimal(minor).scaleb(-self.decimals)
+
+    def api_string(self, minor: int) -> str:
+        """The Orders API's string amount: two decimals (BR demands them), whole numbers for CLP."""
+        return f"{self.to_decimal(minor):.{self.decimals}f}"
+
+    def api_number(self, minor: int) -> float | int:
+        """The in-store API's JSON number for an amount."""
+        return int(minor) if self.decimals == 0 else float(self.to_decimal(minor))
+
+    def from_api(self, value: str | float | int) -> int:
+        """Minor units from an API amount (string or number); refuses fractions of a minor unit."""
+        amount = Decimal(str(value)).scaleb(self.decimals)
+        if amount != amount.to_integral_value():
+            raise ValueError(f"amount {value!r} has more than {self.decimals} decimals for {self.currency}")
+        return int(amount)
+
+    def parse(self, text: str) -> int:
+        """Minor units from an amount typed by a person or a script: ``12.50``, ``12,50``, ``1.234,50``.
+
+        When both ``.`` and ``,`` appear, the last one is the decimal mark, whatever the site.
+        """
+        cleaned = text.strip().replace(" ", "")
+        if self.decimals == 0:  # CLP: every mark is a thousands separator
+            cleaned = cleaned.replace(".", "").replace(",", "")
+        marks = [i for i, ch in enumerate(cleaned) if ch in ".,"]
+        if marks:
+            last = marks[-1]
+            cleaned = cleaned[:last].replace(".", "").replace(",", "") + "." + cleaned[last + 1 :]
+        try:
+            return self.from_api(Decimal(cleaned))
+        except ArithmeticError as exc:
+            raise ValueError(f"not an amount: {text!r}") from exc
+
+
+SITES: dict[str, Site] = {
+    s.id: s
+    for s in (
+        Site("MLA", "AR", "ARS", "032", 2, "es", "$", ".", ",", True),
+        Site("MLB", "BR", "BRL", "986", 2, "pt", "R$", ".", ",", True),
+        Site("MLM", "MX", "MXN", "484", 2, "es", "$", ",", ".", False),
+        Site("MLC", "CL", "CLP", "152", 0, "es", "$", ".", ",", True),
+        Site("MCO", "CO", "COP", "170", 2, "es", "$", ".", ",", True),
+        Site("MPE", "PE", "PEN", "604", 2, "es", "S/", ",", ".", True),
+        Site("MLU", "UY", "UYU", "858", 2, "es", "$", ".", ",", True),
+    )
+}
+
+
+def site(site_id: str) -> Site:
+    """The site for an id such as ``"MLA"``; ``KeyError`` names the valid ones."""
+    try:
+        return SITES[site_id.upper()]
+    except KeyError:
+        raise KeyError(f"unknown site {site_id!r}; one of {', '.join(SITES)}") from None
