@@ -54,6 +54,7 @@ class Pushed:
 
     reference: str
     order_id: str = ""
+    server_time: float = 0.0  # the API server's clock (Date header), 0 if unknown
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,14 @@ class PrintFailed:
 
 
 @dataclass(frozen=True)
+class Connectivity:
+    """The answer to ``Probe``: can the Mercado Pago API be reached with our token right now?"""
+
+    online: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class DeviceHealth:
     """A device adapter's view of its hardware (``device`` is "printer", "display", ...)."""
 
@@ -110,7 +119,7 @@ class DeviceHealth:
 
 Event = (
     Key | Scan | Tick | ChargeRequested | CancelRequested | Pushed | PushRefused | ApiUnsure | Observed
-    | CancelSent | Printed | PrintFailed | DeviceHealth
+    | CancelSent | Printed | PrintFailed | Connectivity | DeviceHealth
 )
 
 # ---------------------------------------------------------------- actions: the core asks the shell
@@ -153,6 +162,11 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """Check that the API answers (no sale involved); answers ``Connectivity``."""
+
+
+@dataclass(frozen=True)
 class Print:
     sale: Sale
     copy: bool = False
@@ -173,4 +187,13 @@ class Sound:
     beep: Beep
 
 
-Action = Journal | Push | Recover | Read | Cancel | Print | Show | Leds | Sound
+@dataclass(frozen=True)
+class Log:
+    """Something worth a journal line that only the core can see (the shell logs every action too)."""
+
+    level: int  # a ``logging`` level
+    message: str
+    reference: str = ""
+
+
+Action = Journal | Push | Recover | Read | Cancel | Probe | Print | Show | Leds | Sound | Log

@@ -31,10 +31,11 @@ class SaleState(StrEnum):
     CANCELLED = "cancelled"  # final, no money moved
     EXPIRED = "expired"  # final, no money moved
     FAILED = "failed"  # the API refused the order outright (a definite 4xx): final, no money moved
+    REVIEW = "review"  # closed, but the approved amount differs from the total: never printed as paid
 
     @property
     def final(self) -> bool:
-        return self in (SaleState.PAID, SaleState.CANCELLED, SaleState.EXPIRED, SaleState.FAILED)
+        return self not in (SaleState.PUSHING, SaleState.WAITING, SaleState.CANCELLING)
 
 
 class ReceiptState(StrEnum):
@@ -58,6 +59,7 @@ class Sale:
     state: SaleState = SaleState.PUSHING
     cancel_reason: str = ""  # "operator", "expired", "remote"
     order_id: str = ""  # the API's id of the order, where the backend has one
+    expires_at: float = 0.0  # when the order expires, on the API server's clock (0 = unknown)
     payment_id: str = ""  # the approved payment's id
     paid_amount: int = 0
     rejected_payments: int = 0
@@ -91,6 +93,7 @@ class Observation:
     scanned: bool = False  # the customer has the order open in the app
     payments: tuple[Payment, ...] = ()
     order_id: str = ""
+    server_time: float = 0.0  # the API server's clock when it answered (Date header), 0 if unknown
 
     @property
     def approved(self) -> int:
