@@ -5,7 +5,14 @@ The section and key names are a contract with technicians' files (PRODUCT.md); u
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import re
+import tomllib
 from dataclasses import dataclass, field
+
+from mpqr_kiosk.core.sites import SITES
+from mpqr_kiosk.mercadopago import emvco
 
 
 @dataclass(frozen=True)
@@ -95,3 +102,169 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     path: str = ""  # the file it came from, for messages
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+DEFAULT_PATH = "/etc/mpqr-kiosk/kiosk.toml"
+APIS = ("instore", "orders")
+DISPLAY_INTERFACES = ("i2c", "spi")
+PRINTER_CONNECTIONS = ("usb", "serial", "network", "file", "dummy", "none")
+KEYMAPS = ("us", "es", "latam", "br-abnt2")
+SECTIONS = {
+    "mercadopago": MercadoPagoConfig,
+    "shop": ShopConfig,
+    "input": InputConfig,
+    "display": DisplayConfig,
+    "printer": PrinterConfig,
+    "leds": LedsConfig,
+    "state": StateConfig,
+    "control": ControlConfig,
+}
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATIONS = {("mercadopago", "order_ttl"), ("mercadopago", "poll_interval")}
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file, the key and what is wrong."""
+
+    def __init__(self, path: str, key: str, problem: str):
+        self.path, self.key, self.problem = path, key, problem
+        super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
+
+
+def default_path() -> str:
+    """``$MPQR_KIOSK_CONFIG`` or ``/etc/mpqr-kiosk/kiosk.toml``."""
+    return os.environ.get("MPQR_KIOSK_CONFIG", DEFAULT_PATH)
+
+
+def load(path: str) -> Config:
+    """Read and validate a ``kiosk.toml``; raise ``ConfigError`` on the first problem."""
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file (create it from config/kiosk.toml)") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict, path: str = "<config>") -> Config:
+    """Validate an already-decoded TOML document."""
+
+    sections = {}
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(path, name, f"unknown section; known: {', '.join(SECTIONS)}")
+        if not isinstance(value, dict):
+            raise ConfigError(path, name, "must be a [section]")
+        sections[name] = _section(SECTIONS[name], name, value, path)
+    config = Config(**sections, path=path)
+    _check(config, path)
+    return config
+
+
+def _section(cls: type, name: str, raw: dict, path: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        where = f"{name}.{key}"
+        if key not in fields:
+            raise ConfigError(path, where, f"unknown key; known: {', '.join(fields)}")
+        default = fields[key].default
+        if (name, key) in _DURATIONS:
+            values[key] = _duration(value, path, where)
+        elif isinstance(default, tuple):
+            item_type = type(default[0]) if default else str
+            if not isinstance(value, list) or not all(_is(v, item_type) for v in value):
+                raise ConfigError(path, where, f"must be a list of {_type_name(item_type)}")
+            values[key] = tuple(value)
+        elif not _is(value, type(default)):
+            raise ConfigError(path, where, f"must be {_type_name(type(default))}, not {_type_name(type(value))}")
+        else:
+            values[key] = value
+    return cls(**values)
+
+
+def _is(value: object, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _type_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list", dict: "a table"}.get(kind, kind.__name__)
+
+
+def _duration(value: object, path: str, where: str) -> float:
+    """``"10m"``, ``"1s"``, ``"500ms"`` or a number of seconds."""
+    if _is(value, float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        number, unit = value.strip(), "s"
+        for suffix in sorted(_UNITS, key=len, reverse=True):
+            if number.endswith(suffix):
+                number, unit = number[: -len(suffix)], suffix
+                break
+        try:
+            seconds = float(number) * _UNITS[unit]
+        except ValueError:
+            raise ConfigError(path, where, f"{value!r} is not a duration like \"10m\", \"1s\" or \"500ms\"") from None
+    else:
+        raise ConfigError(path, where, "must be a duration like \"10m\" or \"1s\"")
+    if seconds <= 0:
+        raise ConfigError(path, where, "must be longer than zero")
+    return seconds
+
+
+def _check(config: Config, path: str) -> None:
+    """The rules between keys and on values that types alone cannot express."""
+    mp = config.mercadopago
+    rules = [
+        ("mercadopago.api", mp.api in APIS, f"must be one of {', '.join(APIS)}"),
+        ("mercadopago.site", mp.site in SITES, f"unknown site {mp.site!r}; one of {', '.join(SITES)}"),
+        ("mercadopago.user_id", mp.user_id > 0, "must be your Mercado Pago user (collector) id"),
+        ("mercadopago.external_pos_id", re.fullmatch(r"[A-Za-z0-9]{1,39}", mp.external_pos_id) is not None,
+         "letters and digits only, under 40 characters (Mercado Pago rule)"),
+        ("mercadopago.external_store_id", re.fullmatch(r"[A-Za-z0-9]{1,60}", mp.external_store_id) is not None,
+         "letters and digits only"),
+        ("mercadopago.api_base", mp.api_base.startswith(("https://", "http://")), "must be an http(s) URL"),
+        ("mercadopago.order_ttl", 30 <= mp.order_ttl <= 24 * 3600, "must be between 30s and 24h"),
+        ("mercadopago.poll_interval", 0.1 <= mp.poll_interval <= 60, "must be between 100ms and 60s"),
+        ("mercadopago.qr_payload", not mp.qr_payload or _valid_payload(mp.qr_payload),
+         "is not a valid EMVCo payload (bad CRC or TLV); run `mpqr-kiosk provision` again"),
+        ("shop.name", bool(config.shop.name.strip()), "must not be empty"),
+        ("input.keymap", config.input.keymap in KEYMAPS, f"must be one of {', '.join(KEYMAPS)}"),
+        ("display.interface", config.display.interface in DISPLAY_INTERFACES, "must be i2c or spi"),
+        ("display.width", 8 <= config.display.width <= 1024, "must be a panel width in pixels"),
+        ("display.height", 8 <= config.display.height <= 1024, "must be a panel height in pixels"),
+        ("display.rotate", config.display.rotate in (0, 1, 2, 3), "must be 0, 1, 2 or 3 (quarter turns)"),
+        ("display.png_dir", config.display.driver != "png" or bool(config.display.png_dir),
+         "is required when driver = \"png\""),
+        ("printer.connection", config.printer.connection in PRINTER_CONNECTIONS,
+         f"must be one of {', '.join(PRINTER_CONNECTIONS)}"),
+        ("printer.host", config.printer.connection != "network" or bool(config.printer.host),
+         "is required when connection = \"network\""),
+        ("printer.port", 0 < config.printer.port < 65536, "must be a TCP port"),
+        ("state.dir", bool(config.state.dir), "must not be empty"),
+    ]
+    for pin_name in ("green", "yellow", "red", "buzzer"):
+        pin = getattr(config.leds, pin_name)
+        rules.append((f"leds.{pin_name}", 0 <= pin <= 27, "must be a GPIO (BCM) number 1-27, or 0 if not fitted"))
+    for key, ok, problem in rules:
+        if not ok:
+            raise ConfigError(path, key, problem)
+
+
+def _valid_payload(payload: str) -> bool:
+    try:
+        emvco.verify(payload)
+    except ValueError:
+        return False
+    return True

@@ -142,9 +142,11 @@ class Push:
 
 @dataclass(frozen=True)
 class Recover:
-    """Read back an order whose creation is indeterminate; answers ``Pushed`` or ``Observed(ABSENT)``."""
+    """Read back an order whose creation is indeterminate; answers ``Observed`` (``ABSENT``: it never landed).
+    ``ttl`` is the push's, so a backend that recovers by replaying the create sends the identical body."""
 
     sale: Sale
+    ttl: float
 
 
 @dataclass(frozen=True)

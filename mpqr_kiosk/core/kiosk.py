@@ -378,7 +378,7 @@ class Kiosk:
             else:
                 self.in_flight = True
                 if sale.state is SaleState.PUSHING:
-                    actions.append(ev.Recover(sale))
+                    actions.append(ev.Recover(sale, self.timing.ttl))
                 elif sale.state is SaleState.CANCELLING and not self.cancel_sent:
                     actions.append(ev.Cancel(sale))
                 else:

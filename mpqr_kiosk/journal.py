@@ -1,0 +1,151 @@
+"""The sales journal: SQLite in the state directory, one row per sale plus its history.
+
+Every money transition is committed durably (WAL, ``synchronous=FULL``) before the shell acts on it
+(rule 2), so a power cut loses nothing the API may already know about.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from mpqr_kiosk.core.model import Item, ReceiptState, Sale, SaleState
+
+FILE_NAME = "sales.sqlite3"
+
+# Each entry moves the schema one version up; never edit a released step, add a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sales (
+        reference TEXT PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        site TEXT NOT NULL,
+        items TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        state TEXT NOT NULL,
+        cancel_reason TEXT NOT NULL DEFAULT '',
+        order_id TEXT NOT NULL DEFAULT '',
+        expires_at REAL NOT NULL DEFAULT 0,
+        payment_id TEXT NOT NULL DEFAULT '',
+        paid_amount INTEGER NOT NULL DEFAULT 0,
+        rejected_payments INTEGER NOT NULL DEFAULT 0,
+        receipt TEXT NOT NULL DEFAULT 'none',
+        copies INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX sales_state ON sales (state, receipt);
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        reference TEXT NOT NULL REFERENCES sales (reference),
+        at REAL NOT NULL,
+        state TEXT NOT NULL,
+        receipt TEXT NOT NULL
+    );
+    CREATE INDEX history_reference ON history (reference);
+    """,
+)
+
+_COLUMNS = [f for f in Sale.__dataclass_fields__]
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or is from a newer version of mpqr-kiosk."""
+
+
+class Journal:
+    """The SQLite sales journal. Thread-safe; each ``save`` is one durable transaction."""
+
+    def __init__(self, directory: str | Path):
+        self.path = Path(directory) / FILE_NAME
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"{self.path}: cannot open the sales journal: {exc}") from exc
+        self.lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise JournalError(f"{self.path}: schema version {version} is newer than this mpqr-kiosk knows")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    @property
+    def version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def save(self, sale: Sale) -> None:
+        """Insert or update the sale and append to its history, in one durable commit."""
+        row = asdict(sale)
+        row["items"] = json.dumps([asdict(item) for item in sale.items], ensure_ascii=False)
+        row["state"], row["receipt"] = sale.state.value, sale.receipt.value
+        row["updated_at"] = time.time()
+        names = ", ".join(row)
+        marks = ", ".join(f":{name}" for name in row)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "reference")
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(
+                    f"INSERT INTO sales ({names}) VALUES ({marks}) ON CONFLICT (reference) DO UPDATE SET {updates}",
+                    row,
+                )
+                self.db.execute(
+                    "INSERT INTO history (reference, at, state, receipt) VALUES (?, ?, ?, ?)",
+                    (sale.reference, row["updated_at"], row["state"], row["receipt"]),
+                )
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def get(self, reference: str) -> Sale | None:
+        rows = self._select("WHERE reference = ?", (reference,))
+        return rows[0] if rows else None
+
+    def unfinished(self) -> list[Sale]:
+        """Sales a restart must finish: not final, or paid without a printed receipt (oldest first)."""
+        return self._select(
+            "WHERE state IN (?, ?, ?) OR (state = ? AND receipt != ?) ORDER BY created_at",
+            (SaleState.PUSHING, SaleState.WAITING, SaleState.CANCELLING, SaleState.PAID, ReceiptState.PRINTED),
+        )
+
+    def recent(self, limit: int = 20) -> list[Sale]:
+        return self._select("ORDER BY updated_at DESC LIMIT ?", (limit,))
+
+    def last_paid(self) -> Sale | None:
+        rows = self._select("WHERE state = ? ORDER BY updated_at DESC LIMIT 1", (SaleState.PAID,))
+        return rows[0] if rows else None
+
+    def history(self, reference: str) -> list[tuple[str, str]]:
+        """The (state, receipt) pairs the sale went through, in order."""
+        with self.lock:
+            return self.db.execute(
+                "SELECT state, receipt FROM history WHERE reference = ? ORDER BY id", (reference,)
+            ).fetchall()
+
+    def _select(self, where: str, params: tuple) -> list[Sale]:
+        with self.lock:
+            cursor = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM sales {where}", params)
+            rows = cursor.fetchall()
+        sales = []
+        for row in rows:
+            data = dict(zip(_COLUMNS, row, strict=True))
+            data["items"] = tuple(Item(**item) for item in json.loads(data["items"]))
+            data["state"], data["receipt"] = SaleState(data["state"]), ReceiptState(data["receipt"])
+            sales.append(Sale(**data))
+        return sales
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()

@@ -1,0 +1,63 @@
+"""Typed Mercado Pago API errors. Messages carry the method, path, status and the API's error key,
+never the access token or request headers."""
+
+from __future__ import annotations
+
+# Status codes whose outcome is unknown (the request may or may not have taken effect): read back, never
+# blindly repeat a create (rule 3). 409/423 are idempotency or state conflicts, 424 a failed dependency.
+INDETERMINATE_STATUSES = frozenset({408, 409, 423, 424, 429})
+
+
+class ApiError(Exception):
+    """A request to the Mercado Pago API failed."""
+
+    def __init__(self, what: str, status: int = 0, code: str = "", message: str = "", retry_after: float = 0.0):
+        self.what = what  # "PUT /instore/qr/.../orders"
+        self.status = status  # 0 when no HTTP answer arrived
+        self.code = code  # the API's error key, e.g. "invalid_external_reference"
+        self.message = message
+        self.retry_after = retry_after
+        detail = " ".join(part for part in (str(status or ""), code, message) if part)
+        super().__init__(f"{what}: {detail}" if detail else what)
+
+    @property
+    def indeterminate(self) -> bool:
+        """True when the request may have taken effect anyway."""
+        return self.status == 0 or self.status >= 500 or self.status in INDETERMINATE_STATUSES
+
+
+class TransportError(ApiError):
+    """No answer: timeout, connection refused or reset, DNS failure."""
+
+
+class BadResponse(ApiError):
+    """An answer that is not the JSON the API documents."""
+
+
+class Unauthorized(ApiError):
+    """401/403: the access token is wrong, expired or lacks permission."""
+
+
+class NotFound(ApiError):
+    """404."""
+
+
+class RateLimited(ApiError):
+    """429: slow down for ``retry_after`` seconds."""
+
+
+class ServerError(ApiError):
+    """5xx."""
+
+
+def error_for(status: int) -> type[ApiError]:
+    """The exception class for an HTTP error status."""
+    if status in (401, 403):
+        return Unauthorized
+    if status == 404:
+        return NotFound
+    if status == 429:
+        return RateLimited
+    if status >= 500:
+        return ServerError
+    return ApiError

@@ -1,0 +1,200 @@
+"""The imperative shell: carries out the core's actions on the adapters and feeds their results back.
+
+One thread runs the core (``Runtime.step``); the API and the printer each get a worker thread so a slow
+request or a slow printer never freezes the keypad or the display. Journal writes happen inline, in
+order, before any action that follows them (rule 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mpqr_kiosk.core import events as ev
+from mpqr_kiosk.core.kiosk import Kiosk
+from mpqr_kiosk.core.model import Observation, OrderPhase, Shop
+from mpqr_kiosk.journal import Journal
+from mpqr_kiosk.mercadopago.backend import Backend
+from mpqr_kiosk.mercadopago.errors import ApiError
+from mpqr_kiosk.receipt import build_receipt
+
+log = logging.getLogger(__name__)
+
+
+class SystemClock:
+    """The real clocks."""
+
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)
+
+
+@dataclass
+class Devices:
+    """The adapters behind each port (real or fake, as the config chose)."""
+
+    display: Any
+    printer: Any
+    leds: Any
+    inputs: list = field(default_factory=list)
+
+    def close(self) -> None:
+        for source in self.inputs:
+            source.stop()
+        for device in (self.leds, self.display, self.printer):
+            try:
+                device.close()
+            except Exception:  # noqa: BLE001 - closing must reach every device
+                log.exception("closing %s failed", type(device).__name__)
+
+
+class Worker:
+    """A thread that runs jobs one at a time and posts each job's resulting event."""
+
+    def __init__(self, name: str, post: Callable[[ev.Event], None]):
+        self.jobs: queue.Queue[Callable[[], ev.Event] | None] = queue.Queue()
+        self.post = post
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, job: Callable[[], ev.Event]) -> None:
+        self.jobs.put(job)
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            self.post(job())
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.jobs.put(None)
+        self.thread.join(timeout)
+
+
+def api_job(backend: Backend, action: ev.Action) -> ev.Event:
+    """Carry out one API action; turn the answer or the error into the event the core expects."""
+    if isinstance(action, ev.Probe):
+        try:
+            backend.probe()
+        except ApiError as exc:
+            return ev.Connectivity(False, str(exc))
+        return ev.Connectivity(True)
+    sale = action.sale
+    try:
+        if isinstance(action, ev.Push):
+            order_id = backend.push(sale, action.ttl)
+            return ev.Pushed(sale.reference, order_id, backend.client.server_time())
+        if isinstance(action, ev.Recover):
+            return ev.Observed(sale.reference, backend.recover(sale, action.ttl))
+        if isinstance(action, ev.Read):
+            return ev.Observed(sale.reference, backend.read(sale))
+        backend.cancel(sale)
+        return ev.CancelSent(sale.reference)
+    except ApiError as exc:
+        if isinstance(action, ev.Push) and not exc.indeterminate:
+            return ev.PushRefused(sale.reference, str(exc))
+        return ev.ApiUnsure(sale.reference, str(exc), exc.retry_after)
+
+
+class Runtime:
+    """Runs the core against real or fake adapters."""
+
+    def __init__(self, kiosk: Kiosk, backend: Backend, journal: Journal, devices: Devices, shop: Shop):
+        self.kiosk = kiosk
+        self.backend = backend
+        self.journal = journal
+        self.devices = devices
+        self.shop = shop
+        self.events: queue.Queue[ev.Event] = queue.Queue()
+        self.api = Worker("mp-api", self.post)
+        self.printer = Worker("printer", self.post)
+        self.last_errors: list[str] = []
+
+    def post(self, event: ev.Event) -> None:
+        """Hand an event to the core (any thread)."""
+        self.events.put(event)
+
+    def start(self) -> None:
+        for source in self.devices.inputs:
+            source.start()
+        self.dispatch(self.kiosk.start(self.journal.unfinished()))
+
+    def step(self, timeout: float = 1.0) -> None:
+        """Wait for one event (or the core's next deadline), handle it, carry out the actions."""
+        try:
+            event = self.events.get(timeout=max(0.0, min(timeout, self.kiosk.next_wakeup())))
+        except queue.Empty:
+            event = ev.Tick()
+        if not isinstance(event, ev.Tick):
+            _log_event(event)
+        self.dispatch(self.kiosk.handle(event))
+
+    def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Step until ``done()`` or ``timeout`` seconds pass; return whether ``done()`` held."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.step(left)
+        return True
+
+    def dispatch(self, actions: list[ev.Action]) -> None:
+        for action in actions:
+            self._do(action)
+
+    def _do(self, action: ev.Action) -> None:
+        match action:
+            case ev.Journal(sale):
+                self.journal.save(sale)
+                log.info("sale %s: %s, receipt %s, total %s", sale.reference, sale.state, sale.receipt,
+                         self.kiosk.site.format(sale.total))
+            case ev.Push() | ev.Recover() | ev.Read() | ev.Cancel() | ev.Probe():
+                if not isinstance(action, ev.Probe):
+                    log.info("sale %s: %s", action.sale.reference, type(action).__name__.lower())
+                self.api.submit(lambda action=action: api_job(self.backend, action))
+            case ev.Print(sale, copy):
+                log.info("sale %s: printing the receipt%s", sale.reference, " (COPY)" if copy else "")
+                self.printer.submit(lambda sale=sale, copy=copy: self._print(sale, copy))
+            case ev.Show(screen):
+                self.devices.display.show(screen)
+            case ev.Leds(pattern):
+                self.devices.leds.show(pattern)
+            case ev.Sound(beep):
+                self.devices.leds.beep(beep)
+            case ev.Log(level, message, reference):
+                if level >= logging.ERROR:
+                    self.last_errors = [*self.last_errors[-9:], message]
+                log.log(level, "sale %s: %s" if reference else "%s%s", reference, message)
+
+    def _print(self, sale, copy: bool) -> ev.Event:
+        receipt = build_receipt(sale, self.shop, self.kiosk.site, datetime.fromtimestamp(time.time()), copy)
+        try:
+            self.devices.printer.print(receipt)
+        except Exception as exc:  # noqa: BLE001 - any printer failure leaves the receipt queued
+            return ev.PrintFailed(sale.reference, str(exc) or type(exc).__name__)
+        return ev.Printed(sale.reference)
+
+    def stop(self) -> None:
+        self.api.stop()
+        self.printer.stop()
+        self.devices.close()
+        self.journal.close()
+
+
+def _log_event(event: ev.Event) -> None:
+    reference = getattr(event, "reference", "")
+    if isinstance(event, ev.Observed):
+        obs: Observation = event.observation
+        detail = f"{obs.phase}, scanned={obs.scanned}, approved={obs.approved}, payments={len(obs.payments)}"
+        level = logging.DEBUG if obs.phase is OrderPhase.OPEN and not obs.payments else logging.INFO
+        log.log(level, "sale %s: observed %s", reference, detail)
+    elif isinstance(event, ev.Key | ev.Scan):
+        log.debug("input %s", event)
+    elif reference:
+        log.info("sale %s: %s", reference, event)
+    else:
+        log.info("%s", event)
