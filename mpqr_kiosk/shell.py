@@ -113,9 +113,25 @@ class Runtime:
         self.printer = Worker("printer", self.post)
         self.last_errors: list[str] = []
 
-    def post(self, event: ev.Event) -> None:
-        """Hand an event to the core (any thread)."""
+    def post(self, event: ev.Event | Callable[[], None]) -> None:
+        """Hand an event to the core, or a function to run on the core's thread (from any thread)."""
         self.events.put(event)
+
+    def call(self, function: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Run ``function`` on the core's thread and return its result (for the control socket)."""
+        answer: queue.Queue = queue.Queue(maxsize=1)
+
+        def job() -> None:
+            try:
+                answer.put((True, function()))
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                answer.put((False, exc))
+
+        self.post(job)
+        ok, value = answer.get(timeout=timeout)
+        if not ok:
+            raise value
+        return value
 
     def start(self) -> None:
         for source in self.devices.inputs:
@@ -128,6 +144,10 @@ class Runtime:
             event = self.events.get(timeout=max(0.0, min(timeout, self.kiosk.next_wakeup())))
         except queue.Empty:
             event = ev.Tick()
+        if callable(event):
+            event()
+            self.dispatch(self.kiosk.handle(ev.Tick()))
+            return
         if not isinstance(event, ev.Tick):
             _log_event(event)
         self.dispatch(self.kiosk.handle(event))

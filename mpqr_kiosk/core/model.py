@@ -32,6 +32,7 @@ class SaleState(StrEnum):
     EXPIRED = "expired"  # final, no money moved
     FAILED = "failed"  # the API refused the order outright (a definite 4xx): final, no money moved
     REVIEW = "review"  # closed, but the approved amount differs from the total: never printed as paid
+    REFUNDED = "refunded"  # paid, then refunded in full (``mpqr-kiosk refund``)
 
     @property
     def final(self) -> bool:

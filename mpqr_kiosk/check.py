@@ -1,0 +1,179 @@
+"""``mpqr-kiosk check``: one line per check, for a technician at the box. Exit 4 when any check fails."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from mpqr_kiosk import config as cfg
+from mpqr_kiosk.catalog import CatalogError, load_catalog
+from mpqr_kiosk.core.sites import site
+from mpqr_kiosk.mercadopago import emvco
+from mpqr_kiosk.mercadopago.errors import ApiError
+from mpqr_kiosk.mercadopago.http import HttpClient
+from mpqr_kiosk.mercadopago.provision import find_pos, static_payload
+from mpqr_kiosk.screens import qr_fit
+from mpqr_kiosk.token import load_token
+
+EXIT_OK, EXIT_CHECK = 0, 4
+
+
+class Report:
+    """Collects check lines; ``failed`` says whether any was a failure."""
+
+    def __init__(self, stream=sys.stdout):
+        self.stream = stream
+        self.failed = False
+
+    def ok(self, what: str, detail: str) -> None:
+        self._line("ok  ", what, detail)
+
+    def warn(self, what: str, detail: str) -> None:
+        self._line("warn", what, detail)
+
+    def fail(self, what: str, detail: str) -> None:
+        self.failed = True
+        self._line("FAIL", what, detail)
+
+    def _line(self, mark: str, what: str, detail: str) -> None:
+        self.stream.write(f"{mark} {what:<10} {detail}\n")
+
+
+def run(config_path: str, report: Report | None = None) -> int:
+    """Run every check against ``config_path`` (a ``ConfigError`` propagates: exit 3)."""
+    report = report or Report()
+    config = cfg.load(config_path)
+    mp = config.mercadopago
+    report.ok("config", f"{config.path}: {mp.api} API, site {mp.site}, POS {mp.external_pos_id}")
+    the_site = site(mp.site)
+    _check_catalog(config, the_site, report)
+    _check_state_dir(config, report)
+    _check_display(config, report)
+    _check_printer(config, report)
+    _check_inputs(config, report)
+    try:
+        token = load_token(mp, config.path)
+    except cfg.ConfigError as exc:
+        report.fail("token", exc.problem)
+    else:
+        _check_account(config, token, report)
+    return EXIT_CHECK if report.failed else EXIT_OK
+
+
+def _check_account(config: cfg.Config, token: str, report: Report) -> None:
+    mp = config.mercadopago
+    client = HttpClient(mp.api_base, token)
+    try:
+        me = client.request("GET", "/users/me") or {}
+    except ApiError as exc:
+        report.fail("token", f"{mp.api_base} refused it or did not answer: {exc}")
+        return
+    if me.get("id") != mp.user_id:
+        report.fail("token", f"belongs to user {me.get('id')}, but mercadopago.user_id is {mp.user_id}")
+    elif me.get("site_id") and me.get("site_id") != mp.site:
+        report.fail("token", f"the account is on site {me.get('site_id')}, but mercadopago.site is {mp.site}")
+    else:
+        report.ok("token", f"user {me.get('id')} ({me.get('nickname', '?')}), site {me.get('site_id', '?')}")
+    try:
+        pos = find_pos(client, mp.external_pos_id)
+    except ApiError as exc:
+        report.fail("pos", str(exc))
+        return
+    if pos is None:
+        report.fail("pos", f"no POS {mp.external_pos_id} on the account; run `mpqr-kiosk provision`")
+        return
+    if not pos.get("fixed_amount"):
+        report.fail("pos", f"POS {mp.external_pos_id} has fixed_amount false: customers would type the amount")
+    else:
+        report.ok("pos", f"{mp.external_pos_id} (id {pos.get('id')}) in store {pos.get('external_store_id')}")
+    if not mp.qr_payload:
+        report.fail("qr", "mercadopago.qr_payload is empty; run `mpqr-kiosk provision`")
+        return
+    try:
+        served = static_payload(pos)
+    except (ApiError, ValueError) as exc:
+        report.warn("qr", f"could not read the POS QR image to compare: {exc}")
+        return
+    if served != mp.qr_payload:
+        report.fail("qr", "mercadopago.qr_payload is not this POS's QR; run `mpqr-kiosk provision` again")
+    else:
+        report.ok("qr", f"payload matches the POS's QR image ({len(served)} chars, CRC ok)")
+
+
+def _check_catalog(config: cfg.Config, the_site, report: Report) -> None:
+    try:
+        catalog = load_catalog(config.input.catalog, the_site)
+    except CatalogError as exc:
+        report.fail("catalog", str(exc))
+    else:
+        report.ok("catalog", f"{config.input.catalog}: {len(catalog)} products")
+
+
+def _check_state_dir(config: cfg.Config, report: Report) -> None:
+    path = Path(config.state.dir)
+    if path.is_dir() and os.access(path, os.W_OK):
+        report.ok("journal", f"{path} is writable")
+    elif not path.exists() and os.access(path.parent, os.W_OK):
+        report.ok("journal", f"{path} will be created")
+    else:
+        report.fail("journal", f"{path} is not writable by this user")
+
+
+def _check_display(config: cfg.Config, report: Report) -> None:
+    d = config.display
+    if d.driver == "none":
+        report.warn("display", "driver = \"none\": customers will need the printed QR sticker")
+        return
+    payload = config.mercadopago.qr_payload
+    if payload:
+        emvco.verify(payload)
+        fit = qr_fit(payload, d.width, d.height)
+        if fit.px_per_module < 2:
+            report.warn("display", f"{d.width}x{d.height} shows the QR at {fit.px_per_module} px/module only: "
+                        "phones may not read it; use the printed sticker")
+        else:
+            report.ok("display", f"{d.driver} {d.width}x{d.height}: QR at {fit.px_per_module} px/module")
+    if d.driver != "png":
+        from mpqr_kiosk.devices.display import open_display
+
+        display = open_display(d, site(config.mercadopago.site), payload)
+        try:
+            (report.ok if display.healthy else report.fail)("display", f"{d.driver} over {d.interface}: "
+                                                            f"{'answers' if display.healthy else 'not found'}")
+        finally:
+            display.close()
+
+
+def _check_printer(config: cfg.Config, report: Report) -> None:
+    p = config.printer
+    if p.connection in ("none", "dummy"):
+        report.warn("printer", f"connection = \"{p.connection}\": receipts are not printed")
+        return
+    from mpqr_kiosk.devices.printer import open_printer
+
+    printer = open_printer(p)
+    try:
+        status = printer.status()
+    except Exception as exc:  # noqa: BLE001 - every printer failure is a failed check line
+        report.fail("printer", f"{p.connection}: {exc}")
+        return
+    finally:
+        printer.close()
+    if status.online is False or status.paper == "out":
+        report.fail("printer", f"{p.connection}: online={status.online}, paper {status.paper}")
+    else:
+        report.ok("printer", f"{p.connection} ({p.profile}): online={status.online}, paper {status.paper}")
+
+
+def _check_inputs(config: cfg.Config, report: Report) -> None:
+    for spec in config.input.devices:
+        kind, _, rest = spec.partition(":")
+        if kind == "evdev" and rest != "auto" or kind == "serial":
+            path = rest.split(":")[0]
+            if Path(path).exists():
+                report.ok("input", f"{spec}: present")
+            else:
+                report.warn("input", f"{spec}: {path} is not plugged in now (the daemon waits for it)")
+        else:
+            report.ok("input", f"{spec}")

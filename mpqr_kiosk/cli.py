@@ -1,0 +1,156 @@
+"""The ``mpqr-kiosk`` command line. Exit codes: 0 ok, 2 usage, 3 config invalid, 4 a check failed,
+75 temporary failure (systemd restarts the daemon)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mpqr_kiosk import __version__
+from mpqr_kiosk import config as cfg
+from mpqr_kiosk.core.sites import SITES
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_CONFIG, EXIT_CHECK, EXIT_TEMPFAIL = 0, 1, 2, 3, 4, 75
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mpqr-kiosk",
+        description="Countertop box for Mercado Pago in-store QR payments (attended model).",
+        epilog="Exit codes: 0 ok, 2 usage, 3 config invalid, 4 a check failed, 75 temporary failure.",
+    )
+    parser.add_argument("--version", action="version", version=f"mpqr-kiosk {__version__}")
+    parser.add_argument("--config", default=cfg.default_path(), metavar="PATH",
+                        help="the kiosk.toml to use (default: $MPQR_KIOSK_CONFIG or %(default)s)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("run", help="the daemon (what systemd starts)")
+    demo = commands.add_parser("demo", help="a whole sale on emulated hardware against an embedded emulator")
+    demo.add_argument("--out", type=Path, default=Path("demo-out"), metavar="DIR",
+                      help="where frames, receipt and log go (default: %(default)s)")
+    demo.add_argument("--site", default="MLB", choices=sorted(SITES), help="Mercado Pago site (default: %(default)s)")
+
+    from mpqr_kiosk.emulator import cli as emulator_cli
+
+    emulator_cli.configure(commands.add_parser(
+        "emulator", help="the Mercado Pago emulator as a standalone server, and its buyer actions"))
+
+    commands.add_parser("provision", help="find or create the store and POS; write the POS's QR payload to the config")
+    commands.add_parser("check", help="validate config, token, POS and every device; one line per check")
+    status = commands.add_parser("status", help="ask the running daemon for its state")
+    status.add_argument("--json", action="store_true", help="print the daemon's raw JSON answer")
+    sale = commands.add_parser("sale", help="start a sale of an amount on the running daemon")
+    sale.add_argument("--amount", required=True, help="the total, e.g. 12.50 or 12,50")
+    commands.add_parser("cancel", help="cancel the sale waiting for payment")
+    reprint = commands.add_parser("reprint", help="print a COPY of a paid sale's receipt (default: the last one)")
+    reprint.add_argument("reference", nargs="?", help="the sale's external_reference")
+    refund = commands.add_parser("refund", help="refund a paid sale in full")
+    refund.add_argument("reference", help="the sale's external_reference")
+    preview = commands.add_parser("preview", help="render every screen and a sample receipt to PNG")
+    preview.add_argument("--out", type=Path, default=Path("preview-out"), metavar="DIR")
+    diag = commands.add_parser("diagnostics", help="a support bundle with secrets redacted")
+    diag.add_argument("--out", type=Path, default=None, metavar="FILE",
+                      help="write a .tar.gz there (default: mpqr-kiosk-diagnostics-<time>.tar.gz)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except cfg.ConfigError as exc:
+        sys.stderr.write(f"mpqr-kiosk: config invalid: {exc}\n")
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_TEMPFAIL
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "demo":
+        from mpqr_kiosk import demo
+
+        try:
+            return demo.run(args.out, args.site)
+        except demo.DemoFailed as exc:
+            sys.stderr.write(f"mpqr-kiosk demo: failed: {exc} (see {args.out / 'demo.log'})\n")
+            return EXIT_FAIL
+    if command == "emulator":
+        from mpqr_kiosk.emulator import cli as emulator_cli
+
+        return emulator_cli.run(args)
+    if command == "run":
+        from mpqr_kiosk import daemon, logsetup
+
+        logsetup.setup()
+        return daemon.run(args.config)
+    if command in ("status", "sale", "cancel", "reprint", "refund"):
+        return _control(args)
+    if command == "check":
+        from mpqr_kiosk import check
+
+        return check.run(args.config)
+    if command == "provision":
+        from mpqr_kiosk.mercadopago import provision
+
+        return provision.run(args.config)
+    if command == "preview":
+        from mpqr_kiosk import preview
+
+        return preview.run(args.config, args.out)
+    if command == "diagnostics":
+        from mpqr_kiosk import diagnostics
+
+        return diagnostics.run(args.config, args.out)
+    return EXIT_USAGE
+
+
+def _control(args: argparse.Namespace) -> int:
+    from mpqr_kiosk.control import request
+
+    config = cfg.load(args.config)
+    message: dict = {"command": args.command}
+    if args.command == "sale":
+        message["amount"] = args.amount
+    if args.command in ("reprint", "refund") and args.reference:
+        message["reference"] = args.reference
+    try:
+        answer = request(config.control.socket, message)
+    except (FileNotFoundError, ConnectionRefusedError):
+        sys.stderr.write(f"mpqr-kiosk: the daemon is not running (no control socket at {config.control.socket})\n")
+        return EXIT_TEMPFAIL
+    except PermissionError:
+        sys.stderr.write(f"mpqr-kiosk: no permission on {config.control.socket}; "
+                         "run as root or a member of the mpqr-kiosk group\n")
+        return EXIT_FAIL
+    if args.command == "status" and not args.json and answer.get("ok"):
+        sys.stdout.write(_status_text(answer))
+    else:
+        sys.stdout.write(json.dumps(answer, ensure_ascii=False, indent=2) + "\n")
+    return EXIT_OK if answer.get("ok") else EXIT_FAIL
+
+
+def _status_text(status: dict) -> str:
+    lines = [f"mpqr-kiosk {status['version']} · {status['site']} · {status['api']} API",
+             f"screen:      {status['screen']}",
+             f"online:      {'yes' if status['online'] else 'NO (no QR sales until the API answers)'}"]
+    sale = status.get("sale")
+    if sale:
+        left = f", {sale['seconds_left']}s left" if sale.get("seconds_left") is not None else ""
+        lines.append(f"sale:        {sale['reference']} {sale['state']} {sale['total']}{left}, "
+                     f"{sale['rejected_payments']} rejected")
+    else:
+        lines.append("sale:        none")
+    if status["reconciling"]:
+        lines.append(f"reconciling: {', '.join(status['reconciling'])}")
+    lines.append(f"print queue: {', '.join(status['print_queue']) or 'empty'}")
+    devices = status["devices"]
+    lines.append(f"printer:     {'ok' if devices['printer']['ok'] else 'PROBLEM'}")
+    lines.append(f"display:     {'ok' if devices['display']['healthy'] else 'PROBLEM'}")
+    for source in devices["inputs"]:
+        lines.append(f"input:       {source['name']} {'ok' if source['healthy'] else 'GONE'}")
+    for error in status["last_errors"]:
+        lines.append(f"error:       {error}")
+    return "\n".join(lines) + "\n"

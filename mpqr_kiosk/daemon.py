@@ -1,0 +1,142 @@
+"""``mpqr-kiosk run``: the daemon systemd starts (Type=notify, watchdog, SIGHUP reload, SIGTERM stop)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+from mpqr_kiosk import config as cfg
+from mpqr_kiosk.assemble import build, shop_of, timing_of
+from mpqr_kiosk.catalog import CatalogError, load_catalog
+from mpqr_kiosk.control import Commands, ControlServer
+from mpqr_kiosk.core.model import LedPattern
+from mpqr_kiosk.core.sites import site
+from mpqr_kiosk.journal import JournalError
+from mpqr_kiosk.notify import notify, watchdog_interval
+from mpqr_kiosk.shell import Runtime
+from mpqr_kiosk.token import load_token
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_CONFIG, EXIT_TEMPFAIL = 0, 3, 75
+IDLE_STEP = 30.0  # the longest the loop sleeps when nothing is due and no watchdog is set
+
+
+class Daemon:
+    """Owns the runtime between start and stop, and what signals do to it."""
+
+    def __init__(self, config_path: str):
+        self.config_path = config_path
+        self.stopping = False
+        self.reload_requested = False
+        self.runtime: Runtime | None = None
+        self.control: ControlServer | None = None
+        self.status = ""
+
+    def run(self) -> int:
+        try:
+            config = cfg.load(self.config_path)
+            token = load_token(config.mercadopago, config.path)
+            catalog = load_catalog(config.input.catalog, site(config.mercadopago.site))
+        except (cfg.ConfigError, CatalogError) as exc:
+            log.critical("config invalid, not starting: %s", exc)
+            return EXIT_CONFIG
+        try:
+            self.runtime = build(config, token, catalog)
+        except JournalError as exc:
+            log.critical("%s", exc)
+            return EXIT_TEMPFAIL
+        self.config = config
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+        try:
+            self.runtime.start()
+            self.control = ControlServer(config.control.socket, Commands(self.runtime, config.mercadopago.api))
+            self.control.start()
+            notify("READY=1\nSTATUS=" + self._status_line())
+            log.info("ready: POS %s on %s (%s API), control socket %s", config.mercadopago.external_pos_id,
+                     config.mercadopago.site, config.mercadopago.api, config.control.socket)
+            self._loop()
+        finally:
+            notify("STOPPING=1\nSTATUS=Stopping")
+            self._shutdown()
+        return EXIT_OK
+
+    def _loop(self) -> None:
+        interval = watchdog_interval()
+        next_ping = 0.0
+        runtime = self.runtime
+        while not self.stopping:
+            now = time.monotonic()
+            if interval and now >= next_ping:
+                notify("WATCHDOG=1")
+                next_ping = now + interval
+            if self.reload_requested:
+                self.reload_requested = False
+                self._reload()
+            runtime.step(min(IDLE_STEP, interval or IDLE_STEP, max(0.0, next_ping - now) if interval else IDLE_STEP))
+            line = self._status_line()
+            if line != self.status:
+                self.status = line
+                notify("STATUS=" + line)
+
+    def _status_line(self) -> str:
+        kiosk = self.runtime.kiosk
+        if kiosk.sale:
+            sale = kiosk.sale
+            return f"Sale {sale.reference}: {sale.state}, {kiosk.site.format(sale.total)}"
+        if kiosk.backlog:
+            return f"Reconciling {len(kiosk.backlog)} sale(s) from before the restart"
+        parts = ["Ready" if kiosk.online else "Offline: no QR sales until the API answers"]
+        if not kiosk.printer_ok:
+            parts.append(f"printer problem, {len(kiosk.print_queue)} receipt(s) queued")
+        return "; ".join(parts)
+
+    def _on_stop(self, signum, frame) -> None:
+        self.stopping = True
+        self.runtime.post(lambda: None)  # wake the loop
+
+    def _on_reload(self, signum, frame) -> None:
+        self.reload_requested = True
+        self.runtime.post(lambda: None)
+
+    def _reload(self) -> None:
+        """SIGHUP: re-read the config and the catalog; a waiting sale carries on untouched."""
+        notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+        try:
+            config = cfg.load(self.config_path)
+            catalog = load_catalog(config.input.catalog, site(config.mercadopago.site))
+        except (cfg.ConfigError, CatalogError) as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+        else:
+            kiosk = self.runtime.kiosk
+            live = ("order_ttl", "poll_interval")
+            if any(getattr(config.mercadopago, k) != getattr(self.config.mercadopago, k)
+                   for k in vars(config.mercadopago) if k not in live):
+                log.warning("reload: [mercadopago] changed beyond order_ttl/poll_interval; restart to apply it")
+            kiosk.lookup = catalog.lookup
+            kiosk.timing = timing_of(config)
+            self.runtime.shop = shop_of(config)
+            for section in ("display", "printer", "leds", "input", "state", "control"):
+                if getattr(config, section) != getattr(self.config, section):
+                    log.warning("reload: [%s] changed; restart the service to apply it", section)
+            self.config = config
+            log.info("reloaded config and catalog (%d products)", len(catalog))
+        notify("READY=1")
+
+    def _shutdown(self) -> None:
+        if self.control:
+            self.control.close()
+        if self.runtime:
+            try:
+                self.runtime.devices.leds.show(LedPattern.OFF)
+            finally:
+                self.runtime.stop()
+        log.info("stopped")
+
+
+def run(config_path: str) -> int:
+    """Run the daemon until SIGTERM; return the exit code."""
+    return Daemon(config_path).run()

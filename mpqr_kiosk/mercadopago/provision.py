@@ -1,0 +1,117 @@
+"""Find or create the store and the POS on the account, and read the POS's static QR payload."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+import requests
+import zxingcpp
+from PIL import Image
+
+from mpqr_kiosk import config as cfg
+from mpqr_kiosk.mercadopago import emvco
+from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse
+from mpqr_kiosk.mercadopago.http import HttpClient
+from mpqr_kiosk.token import load_token
+
+log = logging.getLogger(__name__)
+
+
+def find_pos(client: HttpClient, external_pos_id: str) -> dict | None:
+    """The POS with this ``external_id``, or ``None``."""
+    found = client.request("GET", "/pos", params={"external_id": external_pos_id}) or {}
+    results = found.get("results") or []
+    return results[0] if results else None
+
+
+def static_payload(pos: dict, timeout: float = 10.0) -> str:
+    """Download the POS's QR image and decode it to its EMVCo payload, CRC checked.
+
+    The image lives on another host than the API: it is fetched without the access token."""
+    url = (pos.get("qr") or {}).get("image", "")
+    if not url:
+        raise BadResponse("GET /pos", message=f"POS {pos.get('external_id')} has no qr.image")
+    try:
+        response = requests.get(url, timeout=timeout)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        raise ApiError("GET qr.image", message=f"cannot download the POS QR image: {type(exc).__name__}") from None
+    codes = zxingcpp.read_barcodes(Image.open(io.BytesIO(response.content)).convert("L"))
+    if not codes:
+        raise BadResponse("GET qr.image", message="no QR code found in the POS image")
+    payload = codes[0].text
+    emvco.verify(payload)
+    return payload
+
+
+def ensure_store(client: HttpClient, user_id: int, external_id: str, name: str, address: str) -> dict:
+    """Find the store by ``external_id`` or create it."""
+    found = client.request("GET", f"/users/{user_id}/stores/search", params={"external_id": external_id}) or {}
+    if found.get("results"):
+        return found["results"][0]
+    body = {"name": name[:60], "external_id": external_id,
+            "location": {"street_name": address or name, "street_number": "0", "reference": ""}}
+    return client.request("POST", f"/users/{user_id}/stores", json=body) or {}
+
+
+def ensure_pos(client: HttpClient, store: dict, external_store_id: str, external_pos_id: str, name: str) -> dict:
+    """Find the POS by ``external_id`` or create it with ``fixed_amount: true`` (the attended model)."""
+    pos = find_pos(client, external_pos_id)
+    if pos:
+        return pos
+    body = {"name": name[:44], "fixed_amount": True, "store_id": store.get("id"),
+            "external_store_id": external_store_id, "external_id": external_pos_id}
+    try:
+        return client.request("POST", "/pos", json=body) or {}
+    except ApiError as exc:
+        if exc.status == 409:  # created meanwhile (or by an earlier run that lost its answer)
+            return find_pos(client, external_pos_id) or {}
+        raise
+
+
+def write_payload(config_path: str, payload: str) -> None:
+    """Set ``qr_payload`` in the config file, keeping every comment; atomic and durable."""
+    path = Path(config_path)
+    text = path.read_text(encoding="utf-8")
+    line = f'qr_payload = "{payload}"'
+    pattern = re.compile(r"^qr_payload\s*=.*$", re.MULTILINE)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: line, text, count=1)
+    else:
+        text = re.sub(r"^\[mercadopago\]\s*$", lambda m: f"{m.group(0)}\n{line}", text, count=1, flags=re.MULTILINE)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temporary, path.stat().st_mode & 0o7777)
+    os.replace(temporary, path)
+
+
+def run(config_path: str) -> int:
+    """``mpqr-kiosk provision``: re-runnable; prints what it found or made."""
+    config = cfg.load(config_path)
+    mp = config.mercadopago
+    client = HttpClient(mp.api_base, load_token(mp, config.path))
+    try:
+        store = ensure_store(client, mp.user_id, mp.external_store_id, config.shop.name, config.shop.address)
+        sys.stdout.write(f"store {mp.external_store_id}: id {store.get('id')}\n")
+        pos = ensure_pos(client, store, mp.external_store_id, mp.external_pos_id,
+                         f"{config.shop.name} {mp.external_pos_id}")
+        sys.stdout.write(f"pos   {mp.external_pos_id}: id {pos.get('id')}, fixed_amount {pos.get('fixed_amount')}\n")
+        payload = static_payload(pos)
+    except (ApiError, ValueError) as exc:
+        sys.stderr.write(f"mpqr-kiosk provision: {exc}\n")
+        return 4
+    if payload == mp.qr_payload:
+        sys.stdout.write(f"qr    unchanged in {config.path} ({len(payload)} chars, CRC ok)\n")
+    else:
+        write_payload(config.path, payload)
+        sys.stdout.write(f"qr    written to {config.path} ({len(payload)} chars, CRC ok); "
+                         "reload the daemon: systemctl restart mpqr-kiosk\n")
+    return 0

@@ -1,0 +1,61 @@
+"""``mpqr-kiosk preview``: every screen and a sample receipt as PNG, for the configured panel and printer."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from mpqr_kiosk import config as cfg
+from mpqr_kiosk.assemble import shop_of
+from mpqr_kiosk.core.kiosk import KEYED_TITLE
+from mpqr_kiosk.core.model import Item, ReceiptState, Sale, SaleState, Screen, ScreenKind
+from mpqr_kiosk.core.sites import site
+from mpqr_kiosk.devices.display import open_display
+from mpqr_kiosk.mercadopago import emvco
+from mpqr_kiosk.receipt import build_receipt, render_png
+
+SAMPLE_POS_ID = 1043915
+
+
+def sample_screens(lang: str) -> list[Screen]:
+    """One screen of each kind, filled the way a real sale fills them."""
+    items = (Item("Pão de queijo" if lang == "pt" else "Alfajor", 450, 2, "SKU1", "7891000100103"),
+             Item(KEYED_TITLE[lang], 1250))
+    total = sum(i.amount for i in items)
+    sale = dict(items=items, total=total, reference="POS001-9f8e7d6c5b4a3921")
+    return [
+        Screen(ScreenKind.READY),
+        Screen(ScreenKind.ENTERING, items[:1], items[0].amount, entry=1250),
+        Screen(ScreenKind.PAY, seconds_left=583, **sale),
+        Screen(ScreenKind.CUSTOMER_PAYING, seconds_left=541, **sale),
+        Screen(ScreenKind.REJECTED, seconds_left=512, **sale),
+        Screen(ScreenKind.PAID, **sale),
+        Screen(ScreenKind.CANCELLED, **sale),
+        Screen(ScreenKind.EXPIRED, **sale),
+        Screen(ScreenKind.OFFLINE),
+        Screen(ScreenKind.PRINTER_PROBLEM),
+    ]
+
+
+def run(config_path: str, out: Path) -> int:
+    config = cfg.load(config_path)
+    the_site = site(config.mercadopago.site)
+    payload = config.mercadopago.qr_payload or emvco.build_static(SAMPLE_POS_ID, the_site, config.shop.name, "CIDADE")
+    out.mkdir(parents=True, exist_ok=True)
+    frames = out / "screens"
+    display = open_display(replace(config.display, driver="png", png_dir=str(frames)), the_site, payload)
+    screens = sample_screens(the_site.language)
+    for screen in screens:
+        display.show(screen)
+    display.close()
+    sale = Sale("POS001-9f8e7d6c5b4a3921", "key", the_site.id, screens[2].items, screens[2].total, time.time(),
+                state=SaleState.PAID, payment_id="123456789012", paid_amount=screens[2].total,
+                receipt=ReceiptState.PRINTED)
+    receipt = build_receipt(sale, shop_of(config), the_site, datetime.now(), copy=False)
+    render_png(receipt).save(out / "receipt.png")
+    sys.stdout.write(f"{len(screens)} screens ({config.display.width}x{config.display.height}) in {frames}, "
+                     f"sample receipt in {out / 'receipt.png'}\n")
+    return 0

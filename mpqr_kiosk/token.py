@@ -1,0 +1,42 @@
+"""Where the access token comes from: the systemd credential ``mp-access-token`` or a 0600 file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from mpqr_kiosk.config import ConfigError, MercadoPagoConfig
+
+CREDENTIAL = "mp-access-token"
+KEY = "mercadopago.access_token_file"
+
+
+def token_path(mp: MercadoPagoConfig) -> Path:
+    """The systemd credential when the service has one, else ``access_token_file``."""
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and (Path(credentials) / CREDENTIAL).exists():
+        return Path(credentials) / CREDENTIAL
+    return Path(mp.access_token_file)
+
+
+def load_token(mp: MercadoPagoConfig, config_path: str) -> str:
+    """Read the token; refuse a file others can read. Errors never include the token."""
+    path = token_path(mp)
+    try:
+        info = path.stat()
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(config_path, KEY, f"{path} does not exist; put the access token there (mode 0600)") from None
+    except OSError as exc:
+        raise ConfigError(config_path, KEY, f"cannot read {path}: {exc.strerror}") from None
+    if path.parent != Path(os.environ.get("CREDENTIALS_DIRECTORY", "/nonexistent")) and info.st_mode & (
+        stat.S_IRWXG | stat.S_IRWXO
+    ):
+        raise ConfigError(config_path, KEY,
+                          f"{path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
+                          f"run: chmod 600 {path}")
+    token = text.strip()
+    if not token or any(ch.isspace() for ch in token):
+        raise ConfigError(config_path, KEY, f"{path} must hold the access token alone, on one line")
+    return token

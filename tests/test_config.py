@@ -1,0 +1,76 @@
+"""Config loading: the example file is valid, and every kind of mistake names the file and the key."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mpqr_kiosk import config as cfg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "kiosk.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_example_config_is_valid_and_matches_the_documented_defaults():
+    config = cfg.load(str(ROOT / "config" / "kiosk.toml"))
+    defaults = cfg.Config()
+    for section in ("display", "printer", "leds", "state", "control"):
+        assert getattr(config, section) == getattr(defaults, section), section
+    assert config.mercadopago.order_ttl == 600 and config.mercadopago.poll_interval == 1
+    assert config.shop.name == "Padaria São João"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ("[mercadopago]\nuser_id = 1\ncolour = 'red'\n", "mercadopago.colour", "unknown key"),
+        ("[mercadopgo]\nsite = 'MLA'\n", "mercadopgo", "unknown section"),
+        ("[mercadopago]\nuser_id = '123'\n", "mercadopago.user_id", "must be an integer, not a string"),
+        ("[mercadopago]\nsite = 'MLX'\nuser_id = 1\n", "mercadopago.site", "unknown site 'MLX'"),
+        ("[mercadopago]\n", "mercadopago.user_id", "user (collector) id"),
+        ("[mercadopago]\nuser_id = 1\nexternal_pos_id = 'POS-1'\n", "mercadopago.external_pos_id", "letters and digits"),
+        ("[mercadopago]\nuser_id = 1\norder_ttl = 'ten minutes'\n", "mercadopago.order_ttl", "not a duration"),
+        ("[mercadopago]\nuser_id = 1\norder_ttl = '5s'\n", "mercadopago.order_ttl", "between 30s and 24h"),
+        ("[mercadopago]\nuser_id = 1\nqr_payload = '000201010211'\n", "mercadopago.qr_payload", "EMVCo"),
+        ("[mercadopago]\nuser_id = 1\n[input]\ndevices = 'stdin'\n", "input.devices", "list of a string"),
+        ("[mercadopago]\nuser_id = 1\n[leds]\nred = 40\n", "leds.red", "GPIO"),
+        ("[mercadopago]\nuser_id = 1\n[display]\ndriver = 'png'\n", "display.png_dir", "required"),
+        ("[mercadopago]\nuser_id = 1\n[printer]\nconnection = 'bluetooth'\n", "printer.connection", "one of"),
+        ("[mercadopago]\nuser_id = 1\n[shop]\nname = true\n", "shop.name", "must be a string, not true or false"),
+    ],
+)
+def test_each_mistake_names_file_key_and_problem(tmp_path, text, key, problem):
+    path = write(tmp_path, text)
+    with pytest.raises(cfg.ConfigError) as raised:
+        cfg.load(path)
+    assert raised.value.key == key
+    assert problem in str(raised.value)
+    assert str(raised.value).startswith(f"{path}: {key}: ")
+
+
+def test_broken_toml_and_missing_file(tmp_path):
+    with pytest.raises(cfg.ConfigError, match="not valid TOML"):
+        cfg.load(write(tmp_path, "[mercadopago\n"))
+    with pytest.raises(cfg.ConfigError, match="no such file"):
+        cfg.load(str(tmp_path / "absent.toml"))
+
+
+def test_durations_and_numbers():
+    config = cfg.parse({"mercadopago": {"user_id": 1, "order_ttl": "90s", "poll_interval": "500ms"}})
+    assert config.mercadopago.order_ttl == 90 and config.mercadopago.poll_interval == 0.5
+    assert cfg.parse({"mercadopago": {"user_id": 1, "order_ttl": 45}}).mercadopago.order_ttl == 45
+
+
+def test_cli_exits_3_with_one_message_naming_file_and_key(tmp_path):
+    path = write(tmp_path, "[mercadopago]\nuser_id = 1\nsite = 'XXX'\n")
+    done = subprocess.run([sys.executable, "-m", "mpqr_kiosk", "--config", path, "check"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert path in done.stderr and "mercadopago.site" in done.stderr

@@ -1,0 +1,66 @@
+"""The SQLite journal: durable rows, history, what a restart must finish, and schema versions."""
+
+import sqlite3
+from dataclasses import replace
+
+import pytest
+
+from mpqr_kiosk.core.model import Item, ReceiptState, Sale, SaleState
+from mpqr_kiosk.journal import MIGRATIONS, Journal, JournalError
+
+
+def sale(ref: str, **changes) -> Sale:
+    base = Sale(ref, f"{ref}-key", "MLB", (Item("Pão de queijo", 450, 2, "SKU1", "789"),), 900, 1_700_000_000.0)
+    return replace(base, **changes)
+
+
+def test_round_trip_and_history(tmp_path):
+    journal = Journal(tmp_path)
+    first = sale("R1")
+    journal.save(first)
+    journal.save(replace(first, state=SaleState.WAITING, order_id="ORD1"))
+    journal.save(replace(first, state=SaleState.PAID, payment_id="99", paid_amount=900, receipt=ReceiptState.PRINTING))
+    journal.close()
+
+    reopened = Journal(tmp_path)
+    got = reopened.get("R1")
+    assert got == replace(first, state=SaleState.PAID, order_id="", payment_id="99", paid_amount=900,
+                          receipt=ReceiptState.PRINTING)
+    assert got.items[0].title == "Pão de queijo"
+    assert reopened.history("R1") == [("pushing", "none"), ("waiting", "none"), ("paid", "printing")]
+    assert reopened.get("nope") is None
+
+
+def test_unfinished_lists_what_a_restart_must_finish(tmp_path):
+    journal = Journal(tmp_path)
+    journal.save(sale("A", state=SaleState.PUSHING, created_at=1))
+    journal.save(sale("B", state=SaleState.WAITING, created_at=2))
+    journal.save(sale("C", state=SaleState.PAID, receipt=ReceiptState.PRINTING, created_at=3))
+    journal.save(sale("D", state=SaleState.PAID, receipt=ReceiptState.PRINTED, created_at=4))
+    journal.save(sale("E", state=SaleState.CANCELLED, created_at=5))
+    journal.save(sale("F", state=SaleState.CANCELLING, created_at=6))
+    assert [s.reference for s in journal.unfinished()] == ["A", "B", "C", "F"]
+    assert journal.last_paid().reference in ("C", "D")
+
+
+def test_idempotency_keys_are_unique(tmp_path):
+    journal = Journal(tmp_path)
+    journal.save(sale("A"))
+    with pytest.raises(sqlite3.IntegrityError):
+        journal.save(replace(sale("B"), idempotency_key="A-key"))
+    assert journal.get("B") is None  # the failed save left nothing half-written
+
+
+def test_wal_and_version(tmp_path):
+    journal = Journal(tmp_path)
+    assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal.version == len(MIGRATIONS)
+
+
+def test_a_journal_from_a_newer_version_is_refused(tmp_path):
+    Journal(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "sales.sqlite3")
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(JournalError, match="newer"):
+        Journal(tmp_path)
