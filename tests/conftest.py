@@ -1,0 +1,40 @@
+"""Shared fixtures: the Mercado Pago emulator over real HTTP on loopback, and backends talking to it."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+
+from mpqr_kiosk.config import MercadoPagoConfig  # noqa: E402
+from mpqr_kiosk.emulator.server import EmulatorServer  # noqa: E402
+from mpqr_kiosk.emulator.state import Emulator  # noqa: E402
+from mpqr_kiosk.mercadopago.backend import open_backend  # noqa: E402
+
+USER_ID = 123456789
+TOKEN = f"TEST-SECRET-abcdef0123456789-{USER_ID}"
+
+
+@pytest.fixture
+def emulator():
+    emu = Emulator(site="MLB", user_id=USER_ID)
+    with EmulatorServer(emu) as server:
+        emu.url = server.url
+        yield emu
+
+
+def mp_config(emulator, **changes) -> MercadoPagoConfig:
+    values = dict(site=emulator.site.id, user_id=USER_ID, api_base=emulator.url, order_ttl=120.0, poll_interval=0.1)
+    values.update(changes)
+    return MercadoPagoConfig(**values)
+
+
+@pytest.fixture(params=["instore", "orders"])
+def backend(request, emulator):
+    """Each backend, against the emulator."""
+    return open_backend(mp_config(emulator, api=request.param), TOKEN, "Padaria Teste")
+
+
+@pytest.fixture
+def instore(emulator):
+    return open_backend(mp_config(emulator, api="instore"), TOKEN, "Padaria Teste")
