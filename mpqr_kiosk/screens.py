@@ -222,11 +222,11 @@ def _column(image: Image.Image, box: tuple[int, int, int, int], rows: list[_Row]
     used = sum(_line_height(line.font) for line in lines)
     y = y0 if top else y0 + (y1 - y0 - used) // 2
     for line in lines:
-        if line.right:
+        if line.right:  # whole pixels: glyphs look the same wherever they are drawn
             draw.text((x0, y), line.text, font=line.font, fill="white")
-            draw.text((x1 - line.font.getlength(line.right), y), line.right, font=line.font, fill="white")
+            draw.text((x1 - round(line.font.getlength(line.right)), y), line.right, font=line.font, fill="white")
         else:
-            x = x0 + (x1 - x0 - line.font.getlength(line.text)) / 2
+            x = x0 + (x1 - x0 - round(line.font.getlength(line.text))) // 2
             draw.text((x, y), line.text, font=line.font, fill="white")
         y += _line_height(line.font)
 
