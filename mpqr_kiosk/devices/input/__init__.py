@@ -1,0 +1,102 @@
+"""Operator input: keypads, barcode scanners and standard input, one source per ``[input] devices`` entry.
+
+Device specs:
+
+* ``evdev:auto`` — every keyboard-like input device whose name says scanner, barcode (or a scanner
+  vendor), keypad or keyboard; devices plugged in later are picked up.
+* ``evdev:/dev/input/by-id/…`` (or ``/dev/input/eventN``) — that device, reopened after replugging.
+  ``evdev:scanner:PATH`` / ``evdev:keypad:PATH`` force the role the device name would otherwise pick.
+* ``keypad`` — the GPIO matrix keypad on ``keypad_rows``/``keypad_cols``.
+* ``serial:PORT[:BAUD]`` — a serial scanner, e.g. ``serial:/dev/ttyACM0:9600`` (9600 baud by default).
+* ``stdin`` — lines on standard input (format in ``stdin_source``).
+
+How evdev keys become keys or scans (the device's role) is explained in ``hid``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from gpiozero.pins import Factory
+
+from mpqr_kiosk.config import InputConfig
+from mpqr_kiosk.core.events import Key, Scan
+from mpqr_kiosk.devices.input.evdev_source import EvdevSource
+from mpqr_kiosk.devices.input.hid import Refused, Role
+from mpqr_kiosk.devices.input.keymaps import get_keymap
+from mpqr_kiosk.devices.input.keypad import KeypadSource
+from mpqr_kiosk.devices.input.serial_source import SerialSource
+from mpqr_kiosk.devices.input.stdin_source import StdinSource
+
+__all__ = ["InputSource", "Refused", "open_inputs"]
+
+VALID_SPECS = (
+    "evdev:auto, evdev:/dev/input/by-id/…, evdev:scanner:PATH, evdev:keypad:PATH, keypad, "
+    "serial:/dev/ttyACM0:9600, stdin"
+)
+DEFAULT_BAUDRATE = 9600
+
+
+class InputSource(Protocol):
+    """A running input device. ``start()`` runs it in its own daemon thread; nothing raises from it."""
+
+    name: str
+
+    @property
+    def healthy(self) -> bool: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def open_inputs(
+    cfg: InputConfig,
+    emit: Callable[[Key | Scan], None],
+    pin_factory: Factory | None = None,
+    on_refused: Callable[[Refused], None] | None = None,
+) -> list[InputSource]:
+    """One (not yet started) source per ``cfg.devices`` entry; ``emit`` is called from their threads.
+
+    ``on_refused`` hears of codes refused as barcodes (too long, non-printable), for a beep. A bad
+    spec or keymap raises ``ValueError`` naming it and the valid forms.
+    """
+    keymap = get_keymap(cfg.keymap)
+    sources: list[InputSource] = []
+    for spec in cfg.devices:
+        kind, _, rest = spec.partition(":")
+        if kind == "evdev" and rest == "auto":
+            sources.append(EvdevSource(keymap, emit, on_refused=on_refused))
+        elif kind == "evdev":
+            role, path = _evdev_path(spec, rest)
+            sources.append(EvdevSource(keymap, emit, path=path, role=role, on_refused=on_refused))
+        elif spec == "keypad":
+            sources.append(KeypadSource(cfg.keypad_rows, cfg.keypad_cols, emit, pin_factory=pin_factory))
+        elif kind == "serial" and rest:
+            port, baudrate = _serial_port(spec, rest)
+            sources.append(SerialSource(port, baudrate, emit, on_refused=on_refused))
+        elif spec == "stdin":
+            sources.append(StdinSource(emit, on_refused=on_refused))
+        else:
+            raise _bad(spec)
+    return sources
+
+
+def _evdev_path(spec: str, rest: str) -> tuple[Role | None, str]:
+    role = next((r for r in Role if rest.startswith(f"{r}:")), None)
+    path = rest[len(role) + 1 :] if role else rest
+    if not path.startswith("/"):
+        raise _bad(spec)
+    return role, path
+
+
+def _serial_port(spec: str, rest: str) -> tuple[str, int]:
+    port, _, baud = rest.rpartition(":")
+    if not port or not baud.isdigit():  # no baud rate given (a URL such as loop:// has its own colon)
+        return rest, DEFAULT_BAUDRATE
+    if int(baud) <= 0:
+        raise _bad(spec)
+    return port, int(baud)
+
+
+def _bad(spec: str) -> ValueError:
+    return ValueError(f"[input] devices: {spec!r} is not a valid input device; valid forms: {VALID_SPECS}")
