@@ -7,6 +7,7 @@ import secrets
 
 from mpqr_kiosk.catalog import Catalog
 from mpqr_kiosk.config import Config
+from mpqr_kiosk.core.events import BadScan
 from mpqr_kiosk.core.kiosk import Kiosk, Timing
 from mpqr_kiosk.core.model import Shop
 from mpqr_kiosk.core.sites import site
@@ -53,5 +54,6 @@ def build(config: Config, token: str, catalog: Catalog, clock=None, pin_factory=
     )
     runtime = Runtime(kiosk, open_backend(mp, token, config.shop.name), Journal(config.state.dir), devices,
                       shop_of(config))
-    devices.inputs = open_inputs(config.input, runtime.post, pin_factory=pin_factory)
+    devices.inputs = open_inputs(config.input, runtime.post, pin_factory=pin_factory,
+                                 on_refused=lambda refused: runtime.post(BadScan(refused.reason)))
     return runtime

@@ -118,8 +118,8 @@ def _item(row: list[str], site: Site) -> Item:
         raise ValueError(f"empty title for code {code!r}")
     try:
         price = site.parse(price_text)
-    except ValueError:
-        raise ValueError(f"bad unit price {price_text!r} for code {code!r}") from None
+    except ValueError as exc:
+        raise ValueError(f"bad unit price {price_text!r} for code {code!r}: {exc}") from None
     if price < 0:
         raise ValueError(f"negative unit price {price_text!r} for code {code!r}")
     return Item(title=title, unit_price=price, quantity=1, sku=sku, code=code)

@@ -42,9 +42,12 @@ def test_no_header_semicolons_a_byte_order_mark_and_blank_lines_are_fine(tmp_pat
 def test_prices_follow_the_site(tmp_path):
     path = write(tmp_path, "code,title,unit price,sku\n1,Empanada,1.500,E1\n")
     assert load_catalog(path, MLC).lookup("1").unit_price == 1500  # CLP has no decimals: "." groups
-    assert load_catalog(path, MLA).lookup("1").unit_price == 150  # the last mark is the decimal mark
-    path = write(tmp_path, "1,Empanada,1.255,E1\n")
-    with pytest.raises(CatalogError, match="line 1: bad unit price '1.255'"):
+    with pytest.raises(CatalogError, match="line 2: .*ambiguous"):
+        load_catalog(path, MLA)  # 1.500: one and a half, or fifteen hundred? refused, not guessed
+    path = write(tmp_path, "1,Empanada,1.50,E1\n")
+    assert load_catalog(path, MLA).lookup("1").unit_price == 150
+    path = write(tmp_path, "1,Empanada,1.2555,E1\n")
+    with pytest.raises(CatalogError, match="line 1: bad unit price '1.2555'.*more than 2 decimals"):
         load_catalog(path, MLA)  # not a whole number of centavos
 
 

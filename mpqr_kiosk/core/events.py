@@ -32,6 +32,13 @@ class Scan:
 
 
 @dataclass(frozen=True)
+class BadScan:
+    """A scanner read something unusable (over 64 characters, non-printable): beep, change nothing."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed. The core reads the time from its injected clock, not from this event."""
 
@@ -118,7 +125,7 @@ class DeviceHealth:
 
 
 Event = (
-    Key | Scan | Tick | ChargeRequested | CancelRequested | Pushed | PushRefused | ApiUnsure | Observed
+    Key | Scan | BadScan | Tick | ChargeRequested | CancelRequested | Pushed | PushRefused | ApiUnsure | Observed
     | CancelSent | Printed | PrintFailed | Connectivity | DeviceHealth
 )
 

@@ -187,6 +187,9 @@ class Kiosk:
         self.quantity = self.entry = 0
         return [ev.Sound(Beep.KEY)]
 
+    def _on_BadScan(self, event: ev.BadScan) -> list[ev.Action]:
+        return [ev.Sound(Beep.ERROR), ev.Log(logging.WARNING, f"scan refused: {event.reason}")]
+
     def _on_ChargeRequested(self, event: ev.ChargeRequested) -> list[ev.Action]:
         if self.sale or self.items or self.entry or self.quantity:
             return [ev.Sound(Beep.ERROR), ev.Log(logging.WARNING, "remote sale refused: the kiosk is in use")]

@@ -5,6 +5,7 @@ Money is always an ``int`` of minor units of the site's currency (centavos, or w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -54,19 +55,24 @@ class Site:
     def parse(self, text: str) -> int:
         """Minor units from an amount typed by a person or a script: ``12.50``, ``12,50``, ``1.234,50``.
 
-        When both ``.`` and ``,`` appear, the last one is the decimal mark, whatever the site.
+        When both ``.`` and ``,`` appear, the last one is the decimal mark, whatever the site. A single mark
+        followed by exactly three digits ("1.500") could be either, so it is refused rather than guessed.
+        In a currency without decimals (CLP) every mark must group thousands.
         """
         cleaned = text.strip().replace(" ", "")
-        if self.decimals == 0:  # CLP: every mark is a thousands separator
-            cleaned = cleaned.replace(".", "").replace(",", "")
-        marks = [i for i, ch in enumerate(cleaned) if ch in ".,"]
-        if marks:
-            last = marks[-1]
-            cleaned = cleaned[:last].replace(".", "").replace(",", "") + "." + cleaned[last + 1 :]
-        try:
-            return self.from_api(Decimal(cleaned))
-        except ArithmeticError as exc:
-            raise ValueError(f"not an amount: {text!r}") from exc
+        sign = -1 if cleaned.startswith("-") else 1
+        cleaned = cleaned.removeprefix("-")
+        if not re.fullmatch(r"[0-9]+([.,][0-9]+)*", cleaned):
+            raise ValueError(f"not an amount: {text!r}")
+        groups = re.split(r"[.,]", cleaned)
+        if self.decimals == 0:
+            if any(len(group) != 3 for group in groups[1:]):
+                raise ValueError(f"{text!r} is not a whole amount of {self.currency}")
+            return sign * int("".join(groups))
+        if len(groups) == 2 and len(groups[1]) == 3:
+            raise ValueError(f"ambiguous amount {text!r}: thousands or decimals? write it with both marks or neither")
+        number = "".join(groups[:-1]) + "." + groups[-1] if len(groups) > 1 else groups[0]
+        return sign * self.from_api(Decimal(number))
 
 
 SITES: dict[str, Site] = {
