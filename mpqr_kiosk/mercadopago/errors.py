@@ -31,7 +31,11 @@ class TransportError(ApiError):
 
 
 class BadResponse(ApiError):
-    """An answer that is not the JSON the API documents."""
+    """An answer that is not the JSON the API documents: whatever the status, the outcome is unknown."""
+
+    @property
+    def indeterminate(self) -> bool:
+        return True
 
 
 class Unauthorized(ApiError):

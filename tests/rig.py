@@ -1,0 +1,88 @@
+"""A whole kiosk (the daemon's own assembly) in the test process: emulator on loopback, PNG display,
+escpos Dummy printer, gpiozero mock pins. Tests drive it with events and watch the journal, the
+emulator's request log, the frames and the pins."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gpiozero import Device
+
+from mpqr_kiosk import config as cfg
+from mpqr_kiosk.assemble import build
+from mpqr_kiosk.catalog import load_catalog
+from mpqr_kiosk.core import events as ev
+from mpqr_kiosk.core.model import SaleState
+from mpqr_kiosk.core.sites import site
+
+TOKEN = "TEST-SECRET-abcdef0123456789-123456789"
+CATALOG = "code,title,unit price,sku\n7891000100103,Pão de queijo,4.50,P1\n"
+
+
+def kiosk_config(emulator, tmp_path: Path, **mercadopago) -> cfg.Config:
+    (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
+    values = {"site": emulator.site.id, "user_id": emulator.user_id, "api_base": emulator.url,
+              "qr_payload": emulator.payload("POS001"), "order_ttl": "60s", "poll_interval": "100ms"}
+    values.update(mercadopago)
+    return cfg.parse({
+        "mercadopago": values,
+        "shop": {"name": "Padaria Teste"},
+        "input": {"devices": [], "catalog": str(tmp_path / "catalog.csv")},
+        "display": {"driver": "png", "png_dir": str(tmp_path / "frames")},
+        "printer": {"connection": "dummy"},
+        "state": {"dir": str(tmp_path / "state")},
+        "control": {"socket": str(tmp_path / "control.sock")},
+    }, "<test>")
+
+
+class Rig:
+    def __init__(self, emulator, tmp_path: Path, **mercadopago):
+        self.emulator = emulator
+        self.tmp_path = tmp_path
+        self.config = kiosk_config(emulator, tmp_path, **mercadopago)
+        self.runtime = build(self.config, TOKEN, load_catalog(self.config.input.catalog, site(emulator.site.id)))
+        self.runtime.backend.client.timeout = (1.0, 0.5)  # keep fault tests quick
+        self.kiosk = self.runtime.kiosk
+        self.journal = self.runtime.journal
+        self.runtime.start()
+        assert self.until(lambda: self.kiosk.online), "the kiosk never came online"
+
+    def until(self, done, timeout: float = 10.0) -> bool:
+        return self.runtime.run_until(done, timeout)
+
+    def keys(self, text: str) -> None:
+        for key in text:
+            self.runtime.post(ev.Key(ev.ENTER if key == "#" else ev.CLEAR if key == "C" else key))
+        self.until(lambda: self.runtime.events.empty(), 5)
+
+    def charge(self, digits: str = "1250"):
+        """Key an amount and #; return the new sale's reference once it is journaled."""
+        self.keys(digits + "#")
+        assert self.kiosk.sale is not None, "the sale did not start"
+        return self.kiosk.sale.reference
+
+    def state(self, reference: str):
+        sale = self.journal.get(reference)
+        return sale.state if sale else None
+
+    def waiting(self, reference: str) -> bool:
+        return self.until(lambda: self.state(reference) is SaleState.WAITING)
+
+    def printed(self, reference: str, timeout: float = 10.0) -> bool:
+        return self.until(lambda: (s := self.journal.get(reference)) is not None and s.receipt == "printed", timeout)
+
+    def requests(self, method: str, fragment: str) -> list[dict]:
+        return [r for r in self.emulator.requests() if r["method"] == method and fragment in r["path"]]
+
+    def frames(self) -> list[str]:
+        return [re.sub(r"^\d+-", "", p.stem) for p in sorted((self.tmp_path / "frames").glob("*.png"))]
+
+    def receipt_bytes(self) -> bytes:
+        return bytes(self.runtime.devices.printer.output)
+
+    def pin_states(self, pin: int) -> list[bool]:
+        return [bool(s.state) for s in Device.pin_factory.pin(pin).states]
+
+    def stop(self) -> None:
+        self.runtime.stop()

@@ -1,0 +1,129 @@
+"""The assembled kiosk against the emulator: faults at push, poll and cancel never double-push or lose a
+paid sale, Retry-After is honoured, the request rate is bounded, and the display and LEDs tell the truth."""
+
+import time
+
+import pytest
+from gpiozero import Device
+from rig import Rig
+
+from mpqr_kiosk.core import events as ev
+from mpqr_kiosk.core.model import SaleState
+
+KINDS = ["timeout", "http500", "http503", "http429", "reset", "malformed", "http409"]
+
+
+@pytest.fixture
+def rig(emulator, tmp_path):
+    rig = Rig(emulator, tmp_path)
+    yield rig
+    rig.stop()
+    Device.pin_factory.reset()
+
+
+def pay_and_expect_one_receipt(rig, reference):
+    rig.emulator.pay("POS001", "approved")
+    assert rig.printed(reference), f"not printed: {rig.journal.get(reference)}"
+    sale = rig.journal.get(reference)
+    assert sale.state is SaleState.PAID and sale.paid_amount == sale.total and sale.copies == 0
+    assert rig.receipt_bytes().count(reference.encode()) >= 1
+    assert rig.receipt_bytes().count(b"\x1dV") == 1  # exactly one receipt cut
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("after", [True, False], ids=["applied", "not-applied"])
+def test_fault_at_push_never_double_pushes(rig, kind, after):
+    rig.emulator.inject("push", kind, after=after, delay=1.0, retry_after=1)
+    reference = rig.charge()
+    assert rig.waiting(reference)
+    puts = rig.requests("PUT", "/orders")
+    if kind == "timeout":
+        time.sleep(1.0)  # the slow PUT is logged when its handler ends
+        puts = rig.requests("PUT", "/orders")
+    # applied: the read-back found the order, so no second create; not applied: exactly one more
+    assert len(puts) == (1 if after else 2), puts
+    assert rig.requests("GET", "/merchant_orders/search")  # resolved by reading back
+    pay_and_expect_one_receipt(rig, reference)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fault_at_poll_loses_no_paid_sale(rig, kind):
+    reference = rig.charge()
+    assert rig.waiting(reference)
+    rig.emulator.inject("read", kind, count=2, delay=1.0, retry_after=1)
+    rig.emulator.pay("POS001", "approved")
+    assert rig.printed(reference, timeout=20)
+    assert rig.journal.get(reference).state is SaleState.PAID
+    assert "offline" in rig.frames()  # the display said the API was not answering meanwhile
+    assert len(rig.requests("PUT", "/orders")) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fault_at_cancel_still_cancels(rig, kind):
+    reference = rig.charge()
+    assert rig.waiting(reference)
+    rig.emulator.inject("cancel", kind, after=False, delay=1.0, retry_after=1)
+    rig.keys("C")
+    assert rig.until(lambda: rig.state(reference) is SaleState.CANCELLED, 20)
+    if kind == "timeout":
+        time.sleep(1.0)  # the slow DELETE is logged when its handler ends
+    assert len(rig.requests("DELETE", "/orders")) >= 2  # the failed delete was sent again
+    assert rig.emulator.snapshot()["pos"][0]["order"] is None
+
+
+def test_retry_after_is_honoured(rig):
+    reference = rig.charge()
+    assert rig.waiting(reference)
+    rig.emulator.inject("read", "http429", retry_after=2)
+    assert rig.until(lambda: any(r.get("fault") for r in rig.emulator.requests()), 5)
+    rig.until(lambda: False, 2.5)
+    reads = [r for r in rig.requests("GET", "/merchant_orders/search")]
+    limited = next(i for i, r in enumerate(reads) if r.get("fault"))
+    assert reads[limited + 1]["t"] - reads[limited]["t"] >= 2.0
+
+
+def test_request_rate_is_bounded_while_waiting(rig):
+    reference = rig.charge()
+    assert rig.waiting(reference)
+    before = len(rig.emulator.requests())
+    rig.until(lambda: False, 2.0)
+    made = len(rig.emulator.requests()) - before
+    assert 5 <= made <= 2.0 / 0.1 + 2  # polls at the interval: never more, and it does keep polling
+
+
+def test_payment_that_races_the_cancel_wins_and_prints(rig):
+    reference = rig.charge()
+    assert rig.waiting(reference)
+    rig.emulator.scan("POS001")
+    rig.emulator.inject("cancel", "timeout", after=False, delay=0.3)
+    rig.keys("C")  # the operator cancels...
+    rig.emulator.pay("POS001", "approved")  # ...while the customer's payment goes through
+    assert rig.printed(reference)
+    assert rig.journal.get(reference).state is SaleState.PAID
+
+
+def test_expiry_cancels_and_rereads(emulator, tmp_path):
+    rig = Rig(emulator, tmp_path, order_ttl="30s")
+    try:
+        rig.kiosk.timing = type(rig.kiosk.timing)(ttl=1.0, poll_interval=0.1)
+        reference = rig.charge()
+        assert rig.until(lambda: rig.state(reference) is SaleState.EXPIRED, 10)
+        deletes = rig.requests("DELETE", "/orders")
+        reads_after = [r for r in rig.requests("GET", "/merchant_orders/search") if r["t"] >= deletes[0]["t"]]
+        assert deletes and reads_after  # cancelled on the POS, then read once more before giving up
+        assert "expired" in rig.frames()
+    finally:
+        rig.stop()
+
+
+def test_offline_refuses_new_sales_and_lights_red(emulator, tmp_path):
+    rig = Rig(emulator, tmp_path)
+    try:
+        rig.runtime.post(ev.Connectivity(False, "test"))
+        rig.keys("1250#")
+        assert rig.kiosk.sale is None  # rule 7: no QR sale while offline
+        assert rig.journal.recent() == []
+        red = rig.config.leds.red
+        assert rig.until(lambda: len(rig.pin_states(red)) > 2, 3)  # red is blinking
+    finally:
+        rig.stop()
