@@ -1,0 +1,250 @@
+"""HTTP routing of the emulated Mercado Pago API: auth, idempotency keys, injected faults, the request log.
+
+Transport-free: the server turns bytes into a ``Request`` and writes back the ``Response``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mpqr_kiosk.emulator import control, errors
+from mpqr_kiosk.emulator.errors import ApiError
+from mpqr_kiosk.emulator.faults import Fault
+from mpqr_kiosk.emulator.messages import Request, Response, error_response, json_response
+from mpqr_kiosk.emulator.state import Emulator
+
+log = logging.getLogger(__name__)
+
+MALFORMED = b'{"elements": [{"id": 4018801790, "status": "clo'
+FAULT_ANSWERS = {
+    "http500": (500, "internal_server_error", "Internal server error (injected)"),
+    "http503": (503, "service_unavailable", "Service unavailable (injected)"),
+    "http429": (429, "too_many_requests", "Too many requests (injected)"),
+    "http409": (409, "conflict", "Conflict (injected)"),
+}
+
+
+Handler = Callable[[Emulator, Request, int, dict[str, Any]], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A method + path pattern, its handler and its fault class (``push``, ``read``, ``cancel``)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    op: str | None = None
+    auth: bool = True
+
+
+def _owner(path_user: str, user: int, error: str) -> None:
+    """The collector in the path must be a number and the token's own user."""
+    if not path_user.isdigit():
+        raise errors.legacy(400, error, "user_id must be a number")
+    if int(path_user) != user:
+        raise errors.legacy(400, "invalid_access_token", "Access denied")
+
+
+def _require_key(req: Request) -> None:
+    if not req.headers.get("x-idempotency-key", "").strip():
+        raise errors.orders(400, "empty_required_header", "The X-Idempotency-Key header is required.")
+
+
+def _put_order(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
+    _owner(p["user"], user, "invalid_collectorId")
+    emu.put_order(user, p["pos"], req.json(), p["store"])
+    return Response(204)
+
+
+def _get_order(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
+    _owner(p["user"], user, "invalid_collectorId")
+    return json_response(200, emu.get_order(user, p["pos"], p["store"]))
+
+
+def _delete_order(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
+    _owner(p["user"], user, "invalid_collectorId")
+    emu.delete_order(user, p["pos"], p["store"])
+    return Response(204)
+
+
+def _stores(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
+    _owner(p["user"], user, "INVALID_USER_ID")
+    if req.method == "POST":
+        return json_response(201, emu.create_store(user, req.json()))
+    return json_response(200, emu.search_stores(user, req.query))
+
+
+def _create_v1(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
+    _require_key(req)
+    return json_response(201, emu.create_v1_order(user, req.json()))
+
+
+def _refund_v1(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
+    _require_key(req)
+    return json_response(201, emu.refund_v1_order(user, p["id"], req.json()))
+
+
+def _png(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
+    return Response(200, emu.qr_png(p["pos"], p["uuid"]), "image/png")
+
+
+def _route(method: str, path: str, handler: Handler, op: str | None = None, auth: bool = True) -> Route:
+    return Route(method, re.compile(path), handler, op, auth)
+
+
+INSTORE = (
+    r"/instore/qr/seller/collectors/(?P<user>[^/]+)(?:/stores/(?P<store>[^/]+))?/pos/(?P<pos>[^/]+)/orders"
+)
+ROUTES = [
+    _route("GET", r"/users/me", lambda e, r, u, p: json_response(200, e.me(u))),
+    _route("POST", r"/users/(?P<user>[^/]+)/stores", _stores),
+    _route("GET", r"/users/(?P<user>[^/]+)/stores/search", _stores),
+    _route("POST", r"/pos", lambda e, r, u, p: json_response(200, e.create_pos(u, r.json()))),
+    _route("GET", r"/pos", lambda e, r, u, p: json_response(200, e.search_pos(u, r.query))),
+    _route("GET", r"/pos/(?P<id>[^/]+)", lambda e, r, u, p: json_response(200, e.get_pos(u, p["id"]))),
+    _route("GET", r"/instore/merchant/qr/(?P<pos>[^/]+)/(?P<uuid>[^/]+)\.png", _png, auth=False),
+    _route("PUT", INSTORE, _put_order, "push"),
+    _route("GET", INSTORE, _get_order, "read"),
+    _route("DELETE", INSTORE, _delete_order, "cancel"),
+    _route(
+        "GET",
+        r"/merchant_orders/search",
+        lambda e, r, u, p: json_response(200, e.search_merchant_orders(u, r.query)),
+        "read",
+    ),
+    _route(
+        "GET",
+        r"/merchant_orders/(?P<id>[^/]+)",
+        lambda e, r, u, p: json_response(200, e.merchant_order(u, p["id"])),
+        "read",
+    ),
+    _route(
+        "POST",
+        r"/v1/payments/(?P<id>[^/]+)/refunds",
+        lambda e, r, u, p: json_response(201, e.refund_payment(u, p["id"], r.json())),
+    ),
+    _route("POST", r"/v1/orders", _create_v1, "push"),
+    _route(
+        "GET",
+        r"/v1/orders/(?P<id>[^/]+)",
+        lambda e, r, u, p: json_response(200, e.v1_order(u, p["id"])),
+        "read",
+    ),
+    _route(
+        "POST",
+        r"/v1/orders/(?P<id>[^/]+)/cancel",
+        lambda e, r, u, p: json_response(200, e.cancel_v1_order(u, p["id"])),
+        "cancel",
+    ),
+    _route("POST", r"/v1/orders/(?P<id>[^/]+)/refund", _refund_v1),
+]
+
+
+def _match(req: Request) -> tuple[Route, dict[str, Any]]:
+    error = errors.orders if req.orders_api else errors.legacy
+    matched = [(route, m) for route in ROUTES if (m := route.pattern.fullmatch(req.path))]
+    for route, m in matched:
+        if route.method == req.method:
+            return route, m.groupdict()
+    if matched:
+        raise error(405, "method_not_allowed", f"{req.method} is not allowed on {req.path}")
+    raise error(404, "not_found", "resource not found")
+
+
+def _token(req: Request) -> str | None:
+    auth = req.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return req.query.get("access_token")
+
+
+def _fault_answer(fault: Fault, orders_api: bool) -> Response:
+    if fault.kind == "reset":
+        return Response(0, reset=True)
+    if fault.kind == "malformed":
+        return Response(200, MALFORMED)
+    status, code, message = FAULT_ANSWERS[fault.kind]
+    headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "http429" else None
+    body = (errors.orders if orders_api else errors.legacy)(status, code, message).body
+    return json_response(status, body, headers)
+
+
+def _call(emu: Emulator, route: Route, req: Request, user: int, params: dict[str, Any]) -> Response:
+    """Run the handler; a POST to ``/v1/orders…`` with an idempotency key runs once per key."""
+    try:
+        key = req.headers.get("x-idempotency-key", "").strip()
+        if key and req.method == "POST" and req.orders_api:
+            fingerprint = (req.method, req.path, _canonical(req.body))
+            return emu.idempotent(user, key, fingerprint, lambda: route.handler(emu, req, user, params))
+        return route.handler(emu, req, user, params)
+    except ApiError as exc:
+        return error_response(exc)
+
+
+def _canonical(body: bytes) -> str:
+    try:
+        return json.dumps(json.loads(body), sort_keys=True) if body.strip() else ""
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+def _apply(
+    emu: Emulator, route: Route, req: Request, user: int, params: dict[str, Any], fault: Fault | None
+) -> Response:
+    """The handler's answer, or the fault's: before (``after=False``) or after applying the operation."""
+    if fault is None:
+        return _call(emu, route, req, user, params)
+    if fault.kind == "timeout":
+        if not fault.after:
+            time.sleep(fault.delay)
+        response = _call(emu, route, req, user, params)
+        if fault.after:
+            time.sleep(fault.delay)
+        return response
+    if fault.after:
+        _call(emu, route, req, user, params)
+    return _fault_answer(fault, req.orders_api)
+
+
+def handle(emu: Emulator, req: Request) -> Response:
+    """Answer one request: ``/_emu/…`` control endpoints, or the emulated API (logged)."""
+    if req.path == "/_emu" or req.path.startswith("/_emu/"):
+        return control.handle(emu, req)
+    fault = None
+    try:
+        route, params = _match(req)
+        user = 0
+        if route.auth:
+            found = emu.user_for_token(_token(req))
+            if found is None:
+                raise (errors.orders if req.orders_api else errors.legacy)(
+                    401, "unauthorized", "invalid_token"
+                )
+            user = found
+        fault = emu.faults.take(route.op) if route.op else None
+        response = _apply(emu, route, req, user, params, fault)
+    except ApiError as exc:
+        response = error_response(exc)
+    entry = {
+        "method": req.method,
+        "path": req.path,
+        "status": None if response.reset else response.status,
+        "t": emu.clock(),
+    }
+    query = {k: v for k, v in req.query.items() if k != "access_token"}
+    if query:
+        entry["query"] = query
+    if fault is not None:
+        entry["fault"] = fault.kind
+    emu.record(entry)
+    log.debug(
+        "%s %s -> %s%s", req.method, req.path, entry["status"], f" (fault {fault.kind})" if fault else ""
+    )
+    return response

@@ -1,0 +1,1 @@
+"""The Mercado Pago API: HTTP client, backends, typed errors, EMVCo payloads."""
