@@ -3,7 +3,8 @@
 ``mpqr-kiosk status|sale|cancel|reprint|refund`` are its clients (remote maintenance over SSH, and how
 scripted tests drive the daemon). Requests: ``{"command": "status"}``, ``{"command": "sale", "amount":
 "12.50"}``, ``{"command": "cancel"}``, ``{"command": "reprint", "reference": "…"}``, ``{"command":
-"refund", "reference": "…"}``. Answers always carry ``"ok"``; failures carry ``"error"``.
+"refund", "reference": "…"}``, ``{"command": "hint"}`` (a notification arrived: read now). Answers always
+carry ``"ok"``; failures carry ``"error"``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Commands:
         command = request.get("command")
         handler = getattr(self, f"do_{command}", None) if isinstance(command, str) else None
         if handler is None:
-            return {"ok": False, "error": f"unknown command {command!r}; known: status, sale, cancel, reprint, refund"}
+            known = ", ".join(name[3:] for name in dir(self) if name.startswith("do_"))
+            return {"ok": False, "error": f"unknown command {command!r}; known: {known}"}
         try:
             return handler(request)
         except (ValueError, LookupError) as exc:
@@ -88,6 +90,11 @@ class Commands:
             return {"ok": True, "reference": kiosk.sale.reference, "total": kiosk.site.format(amount)}
 
         return self.runtime.call(start)
+
+    def do_hint(self, request: dict) -> dict:
+        """A notification from Mercado Pago reached the box (e.g. forwarded by a webhook relay): read now."""
+        self.runtime.post(ev.Hint())
+        return {"ok": True}
 
     def do_cancel(self, request: dict) -> dict:
         def cancel() -> dict:

@@ -34,7 +34,7 @@ def test_example_config_is_valid_and_matches_the_documented_defaults():
         ("[mercadopago]\nuser_id = '123'\n", "mercadopago.user_id", "must be an integer, not a string"),
         ("[mercadopago]\nsite = 'MLX'\nuser_id = 1\n", "mercadopago.site", "unknown site 'MLX'"),
         ("[mercadopago]\n", "mercadopago.user_id", "user (collector) id"),
-        ("[mercadopago]\nuser_id = 1\nexternal_pos_id = 'POS-1'\n", "mercadopago.external_pos_id", "letters and digits"),
+        ("[mercadopago]\nuser_id = 1\nexternal_pos_id = 'P-1'\n", "mercadopago.external_pos_id", "letters and"),
         ("[mercadopago]\nuser_id = 1\norder_ttl = 'ten minutes'\n", "mercadopago.order_ttl", "not a duration"),
         ("[mercadopago]\nuser_id = 1\norder_ttl = '5s'\n", "mercadopago.order_ttl", "between 30s and 24h"),
         ("[mercadopago]\nuser_id = 1\nqr_payload = '000201010211'\n", "mercadopago.qr_payload", "EMVCo"),

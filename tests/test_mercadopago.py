@@ -6,14 +6,13 @@ from dataclasses import replace
 
 import pytest
 import requests
+from conftest import TOKEN, mp_config
 
 from mpqr_kiosk.core.model import Item, OrderPhase, Sale
 from mpqr_kiosk.mercadopago.backend import open_backend
 from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse, NotFound, RateLimited, TransportError, Unauthorized
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.mercadopago.provision import find_pos, static_payload
-
-from conftest import TOKEN, mp_config
 
 
 def a_sale(ref: str = "POS001-0001", total: int = 2150) -> Sale:

@@ -238,12 +238,6 @@ def test_parse_refuses_a_single_mark_before_three_digits_as_ambiguous(text):
         site("MLA").parse(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: for two-decimal sites parse() checks no thousands grouping: '1.2.3,50' -> 12350, "
-    "'1,5.00' -> 1500, '12.34.56' -> 123456 are accepted (a typo becomes a guessed amount), although CLP "
-    "refuses misgrouped amounts",
-)
 @pytest.mark.parametrize("text", ["1.2.3,50", "1,5.00", "12.34.56"])
 def test_parse_refuses_misgrouped_thousands_for_two_decimal_sites(text):
     with pytest.raises(ValueError):

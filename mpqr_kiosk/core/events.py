@@ -56,6 +56,11 @@ class CancelRequested:
 
 
 @dataclass(frozen=True)
+class Hint:
+    """A Mercado Pago notification arrived: read the live sale now. Never decides anything by itself."""
+
+
+@dataclass(frozen=True)
 class Pushed:
     """The order is on the POS (the create answered, or a read-back found it)."""
 
@@ -125,7 +130,7 @@ class DeviceHealth:
 
 
 Event = (
-    Key | Scan | BadScan | Tick | ChargeRequested | CancelRequested | Pushed | PushRefused | ApiUnsure | Observed
+    Key | Scan | BadScan | Tick | ChargeRequested | CancelRequested | Hint | Pushed | PushRefused | ApiUnsure | Observed
     | CancelSent | Printed | PrintFailed | Connectivity | DeviceHealth
 )
 

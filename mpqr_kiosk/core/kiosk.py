@@ -54,6 +54,7 @@ class Timing:
     cancel_grace: float = 15.0  # after a cancel, keep reading this long while a customer is mid-payment
     result_seconds: float = 3.0  # Paid / Cancelled / Rejected stay on screen this long
     probe_interval: float = 10.0  # how often an offline box checks the API again
+    health_interval: float = 60.0  # how often an idle, online box checks it is still online
     print_retry: float = 30.0  # how often a queued receipt is tried again
 
 
@@ -86,6 +87,7 @@ class Kiosk:
         self.next_poll = 0.0
         self.waiting_since = 0.0
         self.expires = 0.0  # monotonic deadline of the live sale
+        self.confirmed = False  # we know the order reached the POS (a create answered, or a read found it)
         self.cancel_sent = False
         self.grace_until = 0.0
         self.failures = 0
@@ -133,11 +135,12 @@ class Kiosk:
         """Seconds until the core needs a ``Tick`` (the shell may sleep that long when nothing happens)."""
         now = self.clock.monotonic()
         times = [t for t in (self.notice_until, self.result_until, self.rejected_until) if t > now]
-        if self.sale and not self.in_flight:
-            times.append(self.next_poll)
+        if self.sale:
+            if not self.in_flight:
+                times.append(self.next_poll)
             if self.sale.state is SaleState.WAITING:
                 times += [self.expires, now + 1.0]  # the countdown moves every second
-        if not self.online and not self.probing:
+        if not self.probing:
             times.append(self.next_probe)
         if self.print_queue and not self.printing:
             times.append(self.next_print)
@@ -170,7 +173,7 @@ class Kiosk:
         elif key == ev.CLEAR:
             self.items, self.entry, self.quantity = [], 0, 0
         elif key == ev.ENTER:
-            return self._charge()
+            return self._charge(self.entry)
         return [ev.Sound(Beep.KEY)]
 
     def _on_Scan(self, event: ev.Scan) -> list[ev.Action]:
@@ -184,29 +187,29 @@ class Kiosk:
         if self.quantity:
             item = replace(item, quantity=self.quantity)
         self.items.append(item)
-        self.quantity = self.entry = 0
+        self.quantity = 0
         return [ev.Sound(Beep.KEY)]
 
     def _on_BadScan(self, event: ev.BadScan) -> list[ev.Action]:
         return [ev.Sound(Beep.ERROR), ev.Log(logging.WARNING, f"scan refused: {event.reason}")]
 
     def _on_ChargeRequested(self, event: ev.ChargeRequested) -> list[ev.Action]:
-        if self.sale or self.items or self.entry or self.quantity:
+        if event.amount <= 0 or self.sale or self.items or self.entry or self.quantity:
             return [ev.Sound(Beep.ERROR), ev.Log(logging.WARNING, "remote sale refused: the kiosk is in use")]
-        self.entry = event.amount
-        return self._charge()
+        return self._charge(event.amount)
 
     def _on_CancelRequested(self, event: ev.CancelRequested) -> list[ev.Action]:
         if self.sale and self.sale.state in (SaleState.PUSHING, SaleState.WAITING):
             return self._begin_cancel("remote")
         return [ev.Log(logging.WARNING, "cancel requested with no waiting sale")]
 
-    def _charge(self) -> list[ev.Action]:
-        if self.entry:
+    def _charge(self, keyed: int) -> list[ev.Action]:
+        """Start a sale of the entry plus ``keyed``; a refusal changes nothing the operator entered."""
+        items = list(self.items)
+        if keyed:
             title = KEYED_TITLE.get(self.site.language, KEYED_TITLE["es"])
-            self.items.append(Item(title, self.entry, self.quantity or 1))
-            self.entry = self.quantity = 0
-        total = sum(item.amount for item in self.items)
+            items.append(Item(title, keyed, self.quantity or 1))
+        total = sum(item.amount for item in items)
         if total <= 0:
             return [ev.Sound(Beep.ERROR)]
         if self.busy():
@@ -215,8 +218,8 @@ class Kiosk:
             self._say("offline")
             return [ev.Sound(Beep.ERROR), ev.Log(logging.WARNING, "new sale refused: offline (rule 7)")]
         reference, key = self.new_ids()
-        sale = Sale(reference, key, self.site.id, tuple(self.items), total, self.clock.time())
-        self.items = []
+        sale = Sale(reference, key, self.site.id, tuple(items), total, self.clock.time())
+        self.items, self.entry, self.quantity = [], 0, 0
         self._take(sale)
         self.in_flight = True
         self.expires = self.clock.monotonic() + self.timing.ttl
@@ -228,6 +231,9 @@ class Kiosk:
         if not self._current(event.reference):
             return []
         self._answered()
+        if self.confirmed:  # a late duplicate answer: nothing new
+            return []
+        self.confirmed = True
         now = self.clock.monotonic()
         sale = replace(self.sale, order_id=event.order_id or self.sale.order_id)
         if event.server_time:
@@ -259,11 +265,18 @@ class Kiosk:
         if not self._current(event.reference):
             return []
         self.in_flight = False
+        if self.online:  # is it the network, or just this request? ask at once
+            self.next_probe = self.clock.monotonic()
         self.online = False
         self.failures += 1
         backoff = min(self.timing.poll_interval * 2**self.failures, self.timing.retry_max)
         self.next_poll = self.clock.monotonic() + max(backoff, event.retry_after)
         return [ev.Log(logging.WARNING, f"outcome unknown ({event.reason}); will read back", event.reference)]
+
+    def _on_Hint(self, event: ev.Hint) -> list[ev.Action]:
+        if self.sale and self.sale.state is SaleState.WAITING:
+            self.next_poll = self.clock.monotonic()
+        return []
 
     def _on_CancelSent(self, event: ev.CancelSent) -> list[ev.Action]:
         if not self._current(event.reference):
@@ -280,8 +293,11 @@ class Kiosk:
             return []
         self._answered()
         obs, sale = event.observation, self.sale
+        actions: list[ev.Action] = []
         if obs.order_id and not sale.order_id:
             sale = self.sale = replace(sale, order_id=obs.order_id)
+            if sale.state is not SaleState.PUSHING:  # (a push confirmed below journals it anyway)
+                actions.append(ev.Journal(sale))
         if obs.server_time and sale.expires_at and sale.state is SaleState.WAITING and not self.waiting_since:
             # first read after a restart: the API server's clock says how long the order has left
             self.expires = self.clock.monotonic() + max(0.0, sale.expires_at - obs.server_time)
@@ -290,27 +306,33 @@ class Kiosk:
                 return self._paid(obs)
             return self._finish(
                 SaleState.REVIEW,
-                ScreenKind.CANCELLED,
+                ScreenKind.REJECTED,
                 ev.Log(logging.ERROR, f"closed with approved {obs.approved} != total {sale.total}", sale.reference),
             )
         if obs.phase in (OrderPhase.EXPIRED, OrderPhase.CANCELLED, OrderPhase.REFUNDED):
-            return self._ended_unpaid(obs.phase)
+            return actions + self._ended_unpaid(obs)
+        if sale.state is SaleState.CANCELLING and not self.confirmed:  # a read-back before cancelling
+            if obs.phase is OrderPhase.ABSENT:
+                return actions + self._ended_unpaid(obs)  # the order never reached the POS
+            self.confirmed = True
+            return actions
         if sale.state is SaleState.PUSHING:
             if obs.phase is OrderPhase.ABSENT:  # the create never landed: send it again, same reference and key
                 self.in_flight = True
                 return [ev.Log(logging.INFO, "read-back found no order; pushing it again", sale.reference),
                         ev.Push(sale, self.timing.ttl)]
-            return self._on_Pushed(ev.Pushed(sale.reference, obs.order_id, obs.server_time))
+            return actions + self._on_Pushed(ev.Pushed(sale.reference, obs.order_id, obs.server_time))
         if sale.state is SaleState.CANCELLING:
             if self.cancel_sent and not (obs.scanned and self.clock.monotonic() < self.grace_until):
-                return self._ended_unpaid(OrderPhase.CANCELLED)
-            return []
-        return self._waiting(obs)
+                return actions + self._ended_unpaid(obs)
+            return actions
+        return actions + self._waiting(obs)
 
     def _waiting(self, obs: Observation) -> list[ev.Action]:
         actions: list[ev.Action] = []
         if not self.waiting_since:  # resumed after a restart
             self.waiting_since = self.clock.monotonic()
+            self.confirmed = True
             self.sale = replace(self.sale, state=SaleState.WAITING)
         if obs.scanned and not self.scanned:
             actions.append(ev.Log(logging.INFO, "customer scanned the QR", self.sale.reference))
@@ -326,7 +348,8 @@ class Kiosk:
     def _on_Connectivity(self, event: ev.Connectivity) -> list[ev.Action]:
         self.probing = False
         was, self.online = self.online, event.online
-        self.next_probe = self.clock.monotonic() + self.timing.probe_interval
+        interval = self.timing.health_interval if event.online else self.timing.probe_interval
+        self.next_probe = self.clock.monotonic() + interval
         if was != event.online:
             return [ev.Log(logging.INFO if event.online else logging.WARNING,
                            "online" if event.online else f"offline: {event.detail}")]
@@ -375,19 +398,20 @@ class Kiosk:
         now = self.clock.monotonic()
         actions: list[ev.Action] = []
         sale = self.sale
+        if sale and not self.in_flight and sale.state is SaleState.WAITING and self.waiting_since \
+                and now >= self.expires:
+            actions += self._begin_cancel("expired")
+            sale = self.sale
         if sale and not self.in_flight and now >= self.next_poll:
-            if sale.state is SaleState.WAITING and self.waiting_since and now >= self.expires:
-                actions += self._begin_cancel("expired")
+            self.in_flight = True
+            if sale.state is SaleState.PUSHING or (sale.state is SaleState.CANCELLING and not self.confirmed):
+                actions.append(ev.Recover(sale, self.timing.ttl))
+            elif sale.state is SaleState.CANCELLING and not self.cancel_sent:
+                actions.append(ev.Cancel(sale))
             else:
-                self.in_flight = True
-                if sale.state is SaleState.PUSHING:
-                    actions.append(ev.Recover(sale, self.timing.ttl))
-                elif sale.state is SaleState.CANCELLING and not self.cancel_sent:
-                    actions.append(ev.Cancel(sale))
-                else:
-                    actions.append(ev.Read(sale))
-                    self.next_poll = now + self._poll_interval(now)
-        if not self.online and not self.probing and now >= self.next_probe:
+                actions.append(ev.Read(sale))
+                self.next_poll = now + self._poll_interval(now)
+        if not self.probing and now >= self.next_probe and (not self.online or not self.busy()):
             self.probing = True
             actions.append(ev.Probe())
         if self.print_queue and not self.printing and (self.printer_ok or now >= self.next_print):
@@ -398,7 +422,7 @@ class Kiosk:
         t = self.timing
         if self.sale and self.sale.state is SaleState.CANCELLING:
             return t.poll_interval
-        slow = now - self.waiting_since > t.poll_backoff_after
+        slow = bool(self.waiting_since) and now - self.waiting_since > t.poll_backoff_after
         return max(t.poll_interval, t.poll_slow) if slow else t.poll_interval
 
     def _begin_cancel(self, reason: str) -> list[ev.Action]:
@@ -419,8 +443,13 @@ class Kiosk:
                 ev.Log(logging.INFO, f"paid: payment {sale.payment_id}, {self.site.format(sale.paid_amount)}",
                        sale.reference)]
 
-    def _ended_unpaid(self, phase: OrderPhase) -> list[ev.Action]:
-        expired = self.sale.cancel_reason == "expired" or phase is OrderPhase.EXPIRED
+    def _ended_unpaid(self, obs: Observation) -> list[ev.Action]:
+        """The order is over without being paid in full. Any approved money means a person must look."""
+        if obs.approved:
+            return self._finish(SaleState.REVIEW, ScreenKind.REJECTED, ev.Log(
+                logging.ERROR, f"ended with {obs.approved} approved of {self.sale.total}: needs review",
+                self.sale.reference))
+        expired = self.sale.cancel_reason == "expired" or obs.phase is OrderPhase.EXPIRED
         state = SaleState.EXPIRED if expired else SaleState.CANCELLED
         return self._finish(state, ScreenKind.EXPIRED if expired else ScreenKind.CANCELLED,
                             ev.Log(logging.INFO, f"{state}: no money moved", self.sale.reference))
@@ -448,6 +477,7 @@ class Kiosk:
         self.next_poll = self.clock.monotonic()
         self.waiting_since = 0.0
         self.expires = self.clock.monotonic() + self.timing.ttl
+        self.confirmed = sale.state is SaleState.WAITING or (sale.state is SaleState.CANCELLING and bool(sale.order_id))
         self.cancel_sent = False
         self.failures = 0
         self.scanned = False
@@ -485,7 +515,7 @@ class Kiosk:
             base = dict(items=sale.items, total=sale.total, reference=sale.reference, notice=notice)
             if sale.state is SaleState.CANCELLING:
                 return Screen(ScreenKind.CANCELLED, **base)
-            if not self.online:
+            if not self.online and self.failures >= 2:  # one blip keeps the QR up
                 return Screen(ScreenKind.OFFLINE, **base)
             if now < self.rejected_until:
                 return Screen(ScreenKind.REJECTED, seconds_left=left, **base)
@@ -507,7 +537,7 @@ class Kiosk:
         """What the LEDs should say now."""
         now = self.clock.monotonic()
         if self.sale:
-            return LedPattern.WAITING if self.online else LedPattern.TROUBLE
+            return LedPattern.WAITING if self.online or self.failures < 2 else LedPattern.TROUBLE
         if self.result and now < self.result_until and self.result.kind is ScreenKind.PAID:
             return LedPattern.PAID
         if not self.online or not self.printer_ok:

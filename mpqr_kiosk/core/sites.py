@@ -69,6 +69,8 @@ class Site:
             if any(len(group) != 3 for group in groups[1:]):
                 raise ValueError(f"{text!r} is not a whole amount of {self.currency}")
             return sign * int("".join(groups))
+        if len(groups) > 2 and (len(groups[0]) > 3 or any(len(group) != 3 for group in groups[1:-1])):
+            raise ValueError(f"{text!r} has its thousands grouped wrongly")
         if len(groups) == 2 and len(groups[1]) == 3:
             raise ValueError(f"ambiguous amount {text!r}: thousands or decimals? write it with both marks or neither")
         number = "".join(groups[:-1]) + "." + groups[-1] if len(groups) > 1 else groups[0]
