@@ -40,7 +40,9 @@ LABELS: dict[str, dict[str, str]] = {
         "not_fiscal": "No válido como factura",
     },
 }
-TAX_ID_LABELS = {"MLA": "CUIT", "MLB": "CNPJ", "MLC": "RUT", "MLM": "RFC", "MCO": "NIT", "MPE": "RUC", "MLU": "RUT"}
+TAX_ID_LABELS = {
+    "MLA": "CUIT", "MLB": "CNPJ", "MLC": "RUT", "MLM": "RFC", "MCO": "NIT", "MPE": "RUC", "MLU": "RUT",
+}
 DOT_WIDTH = 12  # dots per column in font A (12 x 24)
 _LINE_DOTS = 24
 
@@ -76,10 +78,9 @@ def build_receipt(sale: Sale, shop: Shop, site: Site, printed_at: datetime, copy
     rule = Line(rule=True)
     marker = [Line(t["copy"], bold=True, double=True, center=True)] if copy else []
     head = [Line(shop.name, bold=True, double=True, center=True)] if shop.name else []
-    head += [Line(text, center=True) for text in (shop.address, _tax_id(shop, site), *shop.receipt_header) if text]
-    items = [
-        Line(f"{item.quantity} x {item.title or t['amount']}", site.format(item.amount)) for item in sale.items
-    ]
+    details = (shop.address, _tax_id(shop, site), *shop.receipt_header)
+    head += [Line(text, center=True) for text in details if text]
+    items = [Line(f"{i.quantity} x {i.title or t['amount']}", site.format(i.amount)) for i in sale.items]
     lines = [
         *head,
         *marker,
@@ -148,7 +149,8 @@ def render_png(receipt: Receipt, width_px: int = 384) -> Image.Image:
         qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=4, border=2)
         qr.add_data(receipt.qr)
         code = qr.make_image().get_image()
-    height = _LINE_DOTS * (1 + sum(2 if line.double else 1 for line, _ in laid)) + (code.height if code else 0)
+    text_rows = sum(2 if line.double else 1 for line, _ in laid)
+    height = _LINE_DOTS * (1 + text_rows) + (code.height if code else 0)
     image = Image.new("L", (width_px, height), "white")
     draw = ImageDraw.Draw(image)
     y = _LINE_DOTS // 2

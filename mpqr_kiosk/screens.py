@@ -113,9 +113,9 @@ def _fit_area(payload: str, width: int, height: int) -> QrFit:
     if ppm < 1:
         return QrFit(0, version, 0, None)
     border = min(_MAX_BORDER, (side // ppm - n) // 2)
-    image = Image.new("1", (n, n), 1)
-    image.putdata([0 if dark else 1 for row in modules for dark in row])
-    framed = Image.new("1", (n + 2 * border, n + 2 * border), 1)
+    image = Image.new("1", (n, n), "white")
+    image.putdata([0 if dark else 255 for row in modules for dark in row])
+    framed = Image.new("1", (n + 2 * border, n + 2 * border), "white")
     framed.paste(image, (border, border))
     return QrFit(ppm, version, border, framed.resize((framed.width * ppm,) * 2, Image.Resampling.NEAREST))
 
@@ -224,7 +224,8 @@ def _column(image: Image.Image, box: tuple[int, int, int, int], rows: list[_Row]
     for line in lines:
         if line.right:  # whole pixels: glyphs look the same wherever they are drawn
             draw.text((x0, y), line.text, font=line.font, fill="white")
-            draw.text((x1 - round(line.font.getlength(line.right)), y), line.right, font=line.font, fill="white")
+            right = x1 - round(line.font.getlength(line.right))
+            draw.text((right, y), line.right, font=line.font, fill="white")
         else:
             x = x0 + (x1 - x0 - round(line.font.getlength(line.text))) // 2
             draw.text((x, y), line.text, font=line.font, fill="white")
@@ -243,8 +244,8 @@ def _clock(seconds: int | None) -> str:
 
 def _entry(screen: Screen, site: Site) -> str:
     """The amount being keyed and the pending "N x" multiplier."""
-    parts = [f"{screen.quantity} x" if screen.quantity else "", site.format(screen.entry) if screen.entry else ""]
-    return " ".join(p for p in parts if p)
+    multiplier = f"{screen.quantity} x" if screen.quantity else ""
+    return " ".join(p for p in (multiplier, site.format(screen.entry) if screen.entry else "") if p)
 
 
 def _entering_rows(screen: Screen, site: Site, t: dict[str, str]) -> list[_Row]:
@@ -268,8 +269,9 @@ def _message_rows(screen: Screen, site: Site, t: dict[str, str]) -> list[_Row]:
              ScreenKind.PAID: t["paid"], ScreenKind.REJECTED: t["rejected"],
              ScreenKind.CANCELLED: t["cancelled"], ScreenKind.EXPIRED: t["expired"],
              ScreenKind.OFFLINE: t["offline"], ScreenKind.PRINTER_PROBLEM: t["printer_problem"]}[kind]
-    hint = {ScreenKind.READY: t["ready_hint"], ScreenKind.REJECTED: t["try_again"],
-            ScreenKind.OFFLINE: t["offline_hint"], ScreenKind.PRINTER_PROBLEM: t["printer_hint"]}.get(kind, "")
+    hints = {ScreenKind.READY: t["ready_hint"], ScreenKind.REJECTED: t["try_again"],
+             ScreenKind.OFFLINE: t["offline_hint"], ScreenKind.PRINTER_PROBLEM: t["printer_hint"]}
+    hint = hints.get(kind, "")
     rows = [_Row(title, big=True, prio=90)]
     if hint:
         rows.append(_Row(hint, prio=70))
@@ -300,8 +302,7 @@ def _draw_pay(image: Image.Image, screen: Screen, site: Site, payload: str) -> N
         _column(image, (side + _GAP, 0, width, height), rows + hint + notice)
     else:
         image.paste(fit.image.convert(image.mode), ((width - side) // 2, 0))
-        rows = [_Row(t["pay"], prio=20)]
-        rows += [_Row(total, clock, big=True, wrap=False, prio=90) if clock else _Row(total, big=True, prio=90)]
+        rows = [_Row(t["pay"], prio=20), _Row(total, clock, big=True, wrap=False, prio=90)]
         _column(image, (0, side, width, height), rows + hint + notice)
 
 

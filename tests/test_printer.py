@@ -196,6 +196,13 @@ def test_file_printer_writes_a_plain_file(tmp_path: Path) -> None:
     assert REFERENCE in data and data.endswith(CUT) and b"\x10\x04" not in data
 
 
+def test_missing_device_file_is_offline(tmp_path: Path) -> None:
+    printer = open_printer(PrinterConfig(connection="file", file=str(tmp_path / "no" / "lp0")))
+    assert printer.status() == PrinterStatus(online=False, paper="unknown")
+    with pytest.raises(PrinterError, match="file .*lp0"):
+        printer.print(receipt())
+
+
 def test_dummy_printer_keeps_the_bytes() -> None:
     printer = open_printer(PrinterConfig(connection="dummy", profile="POS-5890"))
     assert isinstance(printer, DummyPrinter)
