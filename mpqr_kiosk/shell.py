@@ -19,6 +19,7 @@ from typing import Any
 from mpqr_kiosk.core import events as ev
 from mpqr_kiosk.core.kiosk import Kiosk
 from mpqr_kiosk.core.model import Observation, OrderPhase, Shop
+from mpqr_kiosk.devices.printer import PrinterError
 from mpqr_kiosk.journal import Journal
 from mpqr_kiosk.mercadopago.backend import Backend
 from mpqr_kiosk.mercadopago.errors import ApiError
@@ -191,11 +192,22 @@ class Runtime:
                 log.log(level, "sale %s: %s" if reference else "%s%s", reference, message)
 
     def _print(self, sale, copy: bool) -> ev.Event:
+        """Check the printer can print (where it can say), print, and ask again; a failure leaves it queued."""
+        printer = self.devices.printer
+        status = printer.status()
+        if status.online is False or status.paper == "out":
+            problem = "out of paper" if status.paper == "out" else "offline"
+            return ev.PrintFailed(sale.reference, f"printer {problem}", started=False)
         receipt = build_receipt(sale, self.shop, self.kiosk.site, datetime.fromtimestamp(time.time()), copy)
         try:
-            self.devices.printer.print(receipt)
-        except Exception as exc:  # noqa: BLE001 - any printer failure leaves the receipt queued
+            printer.print(receipt)
+        except PrinterError as exc:
+            return ev.PrintFailed(sale.reference, str(exc), exc.started)
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure may have printed part of it
             return ev.PrintFailed(sale.reference, str(exc) or type(exc).__name__)
+        after = printer.status()  # an Epson that runs out of paper mid-job goes offline: the job "succeeded"
+        if after.online is False or after.paper == "out":
+            return ev.PrintFailed(sale.reference, "the printer went offline or ran out of paper during the receipt")
         return ev.Printed(sale.reference)
 
     def stop(self) -> None:

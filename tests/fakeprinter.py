@@ -16,7 +16,7 @@ class FakePrinter:
     def __init__(self, port: int = 0):
         self.data = bytearray()
         self.status = 0x12  # online, paper present
-        self.answer_queries = True
+        self.answers_left: int | None = None  # None: answer every status query; N: answer N more, then stall
         self.lock = threading.Lock()
         self.port = port
         self.listener: socket.socket | None = None
@@ -34,6 +34,7 @@ class FakePrinter:
 
     def down(self) -> None:
         if self.listener:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone would not
             self.listener.close()
             self.listener = None
 
@@ -56,9 +57,13 @@ class FakePrinter:
                     return
                 with self.lock:
                     self.data += chunk
-                if DLE_EOT in chunk and self.answer_queries:
+                queries = chunk.count(DLE_EOT)
+                if self.answers_left is not None:
+                    queries = min(queries, self.answers_left)
+                    self.answers_left -= queries
+                if queries:
                     try:
-                        conn.sendall(bytes([self.status]) * chunk.count(DLE_EOT))
+                        conn.sendall(bytes([self.status]) * queries)
                     except OSError:
                         return
 

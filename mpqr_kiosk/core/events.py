@@ -110,6 +110,7 @@ class Printed:
 class PrintFailed:
     reference: str
     reason: str
+    started: bool = True  # False: not a byte reached the printer, so the next attempt is still the original
 
 
 @dataclass(frozen=True)

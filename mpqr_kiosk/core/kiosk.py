@@ -55,7 +55,7 @@ class Timing:
     result_seconds: float = 3.0  # Paid / Cancelled / Rejected stay on screen this long
     probe_interval: float = 10.0  # how often an offline box checks the API again
     health_interval: float = 60.0  # how often an idle, online box checks it is still online
-    print_retry: float = 30.0  # how often a queued receipt is tried again
+    print_retry: float = 10.0  # how often a queued receipt is tried again
 
 
 class Kiosk:
@@ -368,11 +368,15 @@ class Kiosk:
     def _on_PrintFailed(self, event: ev.PrintFailed) -> list[ev.Action]:
         if not self.printing or self.printing.reference != event.reference:
             return []
-        self.print_queue.insert(0, self.printing)
-        self.printing = None
+        sale, self.printing = self.printing, None
+        actions: list[ev.Action] = []
+        if not event.started and not self.printing_copy:  # nothing printed: the original is still due
+            sale = replace(sale, receipt=ReceiptState.NONE)
+            actions.append(ev.Journal(sale))
+        self.print_queue.insert(0, sale)
         self.printer_ok = False
         self.next_print = self.clock.monotonic() + self.timing.print_retry
-        return [ev.Log(logging.ERROR, f"receipt not printed, queued: {event.reason}", event.reference)]
+        return actions + [ev.Log(logging.ERROR, f"receipt not printed, queued: {event.reason}", event.reference)]
 
     def _on_DeviceHealth(self, event: ev.DeviceHealth) -> list[ev.Action]:
         if event.device == "printer":

@@ -62,7 +62,12 @@ _OFFLINE, _PAPER_END, _PAPER_NEAR_END = 0x08, 0x60, 0x0C
 
 
 class PrinterError(Exception):
-    """A receipt could not be printed; the message says which printer and why."""
+    """A receipt could not be printed; the message says which printer and why. ``started`` tells whether
+    any byte of it may have reached the printer (then only a COPY may follow, never a second original)."""
+
+    def __init__(self, message: str, started: bool = True) -> None:
+        super().__init__(message)
+        self.started = started
 
 
 @dataclass(frozen=True)
@@ -118,14 +123,16 @@ class EscposPrinter:
     def print(self, receipt: Receipt) -> None:
         """Print ``receipt``; ``PrinterError`` if the printer cannot be reached or fails mid-job."""
         with self._lock:
+            started = False
             try:
                 self._connect()
+                started = True
                 print_receipt(self._printer, receipt)
             except _ERRORS as exc:
                 self._disconnect()
                 message = f"printer {self._name}: {_describe(exc)}"
                 log.warning("%s", message)
-                raise PrinterError(message) from exc
+                raise PrinterError(message, started) from exc
 
     def status(self) -> PrinterStatus:
         """Ask the printer (``DLE EOT 1`` and ``4``); unreachable is offline, silence is unknown."""
