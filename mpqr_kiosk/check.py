@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk.catalog import CatalogError, load_catalog
+from mpqr_kiosk.core.model import Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.mercadopago import emvco
 from mpqr_kiosk.mercadopago.errors import ApiError
@@ -22,8 +23,8 @@ EXIT_OK, EXIT_CHECK = 0, 4
 class Report:
     """Collects check lines; ``failed`` says whether any was a failure."""
 
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
         self.failed = False
 
     def ok(self, what: str, detail: str) -> None:
@@ -128,7 +129,8 @@ def _check_display(config: cfg.Config, report: Report) -> None:
     payload = config.mercadopago.qr_payload
     if payload:
         emvco.verify(payload)
-        fit = qr_fit(payload, d.width, d.height)
+        width, height = (d.height, d.width) if d.rotate in (1, 3) else (d.width, d.height)
+        fit = qr_fit(payload, width, height)
         if fit.px_per_module < 2:
             report.warn("display", f"{d.width}x{d.height} shows the QR at {fit.px_per_module} px/module only: "
                         "phones may not read it; use the printed sticker")
@@ -139,8 +141,11 @@ def _check_display(config: cfg.Config, report: Report) -> None:
 
         display = open_display(d, site(config.mercadopago.site), payload)
         try:
-            (report.ok if display.healthy else report.fail)("display", f"{d.driver} over {d.interface}: "
-                                                            f"{'answers' if display.healthy else 'not found'}")
+            display.show(Screen(ScreenKind.READY))
+            if display.healthy:
+                report.ok("display", f"{d.driver} over {d.interface}: answers")
+            else:
+                report.fail("display", f"{d.driver} over {d.interface}: {display.error or 'not found'}")
         finally:
             display.close()
 
