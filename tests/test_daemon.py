@@ -141,6 +141,20 @@ def test_kill9_while_printing_prints_a_copy_after_restart(daemon):
     paid_once(daemon, reference, copies=1)  # the original, then a COPY: never a second original
 
 
+def test_paper_out_queues_the_receipt_and_prints_the_original_when_paper_is_back(daemon):
+    daemon.start()
+    reference = daemon.sale()
+    assert daemon.until(lambda: daemon.state_of(reference) == "waiting")
+    daemon.printer.status = 0x72  # DLE EOT 4 reply: paper end
+    daemon.emulator.pay("POS001", "approved")
+    assert daemon.until(lambda: daemon.state_of(reference) == "paid")
+    assert daemon.until(lambda: daemon.control("status")["screen"] == "printer_problem", 10)
+    assert daemon.control("status")["print_queue"] == [reference]
+    assert daemon.printer.receipts() == 0 and daemon.receipt_of(reference) == "none"
+    daemon.printer.status = 0x12  # paper loaded
+    paid_once(daemon, reference)  # retried by itself: the original, once
+
+
 def test_kill9_while_waiting_resumes_and_can_be_cancelled(daemon):
     daemon.start()
     reference = daemon.sale()
