@@ -127,3 +127,30 @@ def test_offline_refuses_new_sales_and_lights_red(emulator, tmp_path):
         assert rig.until(lambda: len(rig.pin_states(red)) > 2, 3)  # red is blinking
     finally:
         rig.stop()
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["applied", "not-applied"])
+def test_orders_api_sale_recovers_an_unsure_create_with_the_same_key(emulator, tmp_path, after):
+    rig = Rig(emulator, tmp_path, api="orders")
+    try:
+        rig.emulator.inject("push", "reset", after=after)
+        reference = rig.charge()
+        assert rig.waiting(reference)
+        orders = rig.emulator.snapshot()["orders"]
+        assert [o["external_reference"] for o in orders] == [reference]  # exactly one order, however it went
+        assert rig.journal.get(reference).order_id == orders[0]["id"]
+        pay_and_expect_one_receipt(rig, reference)
+    finally:
+        rig.stop()
+
+
+def test_orders_api_cancel(emulator, tmp_path):
+    rig = Rig(emulator, tmp_path, api="orders")
+    try:
+        reference = rig.charge()
+        assert rig.waiting(reference)
+        rig.keys("C")
+        assert rig.until(lambda: rig.state(reference) is SaleState.CANCELLED)
+        assert rig.emulator.snapshot()["orders"][0]["status"] == "canceled"
+    finally:
+        rig.stop()
