@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import logging
 import select
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import evdev
 from evdev import ecodes as e
 
 from mpqr_kiosk.core.events import Key, Scan
+from mpqr_kiosk.devices.input.base import ThreadedSource
 from mpqr_kiosk.devices.input.hid import HidDecoder, Refused, Role, Sink, role_for_name
 from mpqr_kiosk.devices.input.keymaps import Keymap
 
@@ -65,11 +65,11 @@ class _Open:
     decoder: HidDecoder
 
 
-class EvdevSource:
+class EvdevSource(ThreadedSource):
     """Keys and scans from one evdev path, or from every suitable device (``path=None``: evdev:auto).
 
     ``role`` forces how keys are read; by default it follows the device's name and path
-    (``hid.role_for_name``).
+    (``hid.role_for_name``). ``stop()`` ends the thread, which then ungrabs and closes every device.
     """
 
     def __init__(
@@ -84,6 +84,7 @@ class EvdevSource:
         lister: Callable[[], Iterable[str]] = evdev.list_devices,
         rescan_interval: float = 1.0,
     ) -> None:
+        super().__init__()
         self.name = f"evdev:{path or 'auto'}"
         self._path = path
         self._keymap = keymap
@@ -95,24 +96,11 @@ class EvdevSource:
         self._open: dict[str, _Open] = {}
         self._skipped: set[str] = set()  # auto: devices that are not scanners/keypads
         self._failing: set[str] = set()  # paths whose open failure was already logged
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def healthy(self) -> bool:
         """At least one device is open and grabbed."""
         return bool(self._open)
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the thread, then ungrab and close every device."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         next_scan, failing = 0.0, False

@@ -11,13 +11,13 @@ so a bouncing contact gives one press. Key faces: ``0-9`` digits, ``#`` → ENTE
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from gpiozero.pins import Factory
 
 from mpqr_kiosk.core.events import CLEAR, DELETE, DIGITS, ENTER, MULTIPLY, Key
+from mpqr_kiosk.devices.input.base import ThreadedSource
 from mpqr_kiosk.devices.input.hid import Sink
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ FACES = {4: ("123A", "456B", "789C", "*0#D"), 3: ("123", "456", "789", "*0#")}  
 _KEY_OF_FACE = {"#": ENTER, "*": MULTIPLY, "D": DELETE, "C": CLEAR, **{d: d for d in DIGITS}}
 
 
-class KeypadSource:
+class KeypadSource(ThreadedSource):
     """Operator keys from a GPIO matrix keypad (BCM pin numbers; ``pin_factory`` as in gpiozero)."""
 
     name = "keypad"
@@ -45,6 +45,7 @@ class KeypadSource:
             raise ValueError(f"keypad needs 4 rows and 3 or 4 columns, got {len(rows)} rows, {len(cols)} cols")
         if len(set(rows) | set(cols)) != len(rows) + len(cols):
             raise ValueError(f"keypad pins must all differ: rows {list(rows)}, cols {list(cols)}")
+        super().__init__()
         self._row_pins, self._col_pins = tuple(rows), tuple(cols)
         self._faces = FACES[len(cols)]
         self._sink = Sink(self.name, emit)
@@ -56,13 +57,6 @@ class KeypadSource:
         self._candidate: frozenset[str] = frozenset()
         self._count = 0
         self._steady: frozenset[str] = frozenset()
-        self._healthy = False
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def healthy(self) -> bool:
-        return self._healthy
 
     def open(self) -> None:
         """Claim the pins (raises gpiozero's errors); ``start()`` does this for you."""
@@ -108,14 +102,11 @@ class KeypadSource:
         except Exception as exc:
             log.error("keypad: cannot use pins rows %s cols %s: %s", self._row_pins, self._col_pins, exc)
             return
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        super().start()
 
     def stop(self) -> None:
         """Stop scanning and release the pins."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        super().stop()
         self._close_pins()
 
     def _run(self) -> None:

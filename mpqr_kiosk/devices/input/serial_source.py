@@ -10,13 +10,13 @@ closes it, waits and reopens it, doubling the wait from ``backoff`` up to ``max_
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import serial
 
 from mpqr_kiosk.core.events import Key, Scan
+from mpqr_kiosk.devices.input.base import ThreadedSource
 from mpqr_kiosk.devices.input.hid import MAX_CODE, Refused, Sink, code_problem
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,11 @@ class LineDecoder:
         return Refused(problem) if problem else Scan(code)
 
 
-class SerialSource:
-    """Scans from a serial port; see the module doc."""
+class SerialSource(ThreadedSource):
+    """Scans from a serial port; see the module doc.
+
+    Healthy while the port is open and reading; ``stop()`` stops reading and closes the port.
+    """
 
     def __init__(
         self,
@@ -72,6 +75,7 @@ class SerialSource:
         backoff: float = 1.0,
         max_backoff: float = 30.0,
     ) -> None:
+        super().__init__()
         self.name = f"serial:{port}:{baudrate}"
         self._port = port
         self._baudrate = baudrate
@@ -79,25 +83,6 @@ class SerialSource:
         self._opener = opener
         self._backoff = backoff
         self._max_backoff = max_backoff
-        self._healthy = False
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def healthy(self) -> bool:
-        """The port is open and reading."""
-        return self._healthy
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop reading and close the port."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         delay, failing = self._backoff, False

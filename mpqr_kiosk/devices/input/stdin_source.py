@@ -17,11 +17,11 @@ import logging
 import os
 import select
 import sys
-import threading
 from collections.abc import Callable
 from typing import TextIO
 
 from mpqr_kiosk.core.events import CLEAR, DELETE, DIGITS, ENTER, MULTIPLY, Key, Scan
+from mpqr_kiosk.devices.input.base import ThreadedSource
 from mpqr_kiosk.devices.input.hid import Refused, Sink, code_problem
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def parse_line(line: str) -> list[Key | Scan | Refused]:
     return [Refused(problem)] if problem else [Scan(text)]
 
 
-class StdinSource:
+class StdinSource(ThreadedSource):
     """Lines from a text stream (default ``sys.stdin``) in a thread.
 
     A stream backed by a file descriptor is read with ``select`` and ``os.read`` so ``stop()`` never
@@ -61,28 +61,18 @@ class StdinSource:
         stream: TextIO | None = None,
         on_refused: Callable[[Refused], None] | None = None,
     ) -> None:
+        super().__init__()
         self._stream = stream
         self._sink = Sink(self.name, emit, on_refused)
-        self._healthy = False
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def healthy(self) -> bool:
-        """Started and not at end of input."""
-        return self._healthy
 
     def start(self) -> None:
         if self._thread is None:
-            self._healthy = True
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+            self._healthy = True  # healthy: started and not at end of input
+            super().start()
 
     def stop(self) -> None:
         """Stop reading (the stream itself is left open: it is not ours)."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        super().stop()
         self._healthy = False
 
     def _run(self) -> None:
