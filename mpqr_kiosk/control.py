@@ -16,7 +16,6 @@ import queue
 import socket
 import socketserver
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +136,7 @@ class Commands:
                 return lambda: done.put(failure)
 
             def record() -> None:
-                self.runtime.journal.save(replace(sale, state=SaleState.REFUNDED))
-                log.info("sale %s: refunded %s", sale.reference, self.runtime.kiosk.site.format(sale.paid_amount))
+                self.runtime.dispatch(self.runtime.kiosk.refunded(self.runtime.journal.get(sale.reference) or sale))
                 done.put({"ok": True, "reference": sale.reference})
 
             return record

@@ -128,7 +128,7 @@ def _sale(out: Path, the_site, lang: str, url: str, emulator: Emulator, say: Nar
 
     printer = runtime.devices.printer
     (out / "receipt.bin").write_bytes(bytes(printer.output))
-    receipt = build_receipt(paid, shop_of(config), the_site, datetime.fromtimestamp(paid.created_at), copy=False)
+    receipt = build_receipt(paid, shop_of(config), the_site, datetime.fromtimestamp(paid.paid_at), copy=False)
     render_png(receipt).save(out / "receipt.png")
     frames = sorted((out / "frames").glob("*.png"))
     say(f"receipt printed once ({len(printer.output)} ESC/POS bytes): {out / 'receipt.bin'}, {out / 'receipt.png'}")

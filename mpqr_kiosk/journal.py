@@ -48,6 +48,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX history_reference ON history (reference);
     """,
+    "ALTER TABLE sales ADD COLUMN paid_at REAL NOT NULL DEFAULT 0;",
 )
 
 _COLUMNS = [f for f in Sale.__dataclass_fields__]
@@ -124,7 +125,7 @@ class Journal:
         return self._select("ORDER BY updated_at DESC LIMIT ?", (limit,))
 
     def last_paid(self) -> Sale | None:
-        rows = self._select("WHERE state = ? ORDER BY updated_at DESC LIMIT 1", (SaleState.PAID,))
+        rows = self._select("WHERE state = ? ORDER BY paid_at DESC, created_at DESC LIMIT 1", (SaleState.PAID,))
         return rows[0] if rows else None
 
     def history(self, reference: str) -> list[tuple[str, str]]:

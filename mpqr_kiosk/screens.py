@@ -38,6 +38,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "offline_hint": "Pagamento QR indisponível",
         "printer_problem": "Problema na impressora",
         "printer_hint": "Verifique o papel",
+        "refused": "Pedido recusado",
+        "unknown_code": "Código desconhecido",
+        "busy": "Venda em andamento",
     },
     "es": {
         "ready": "Listo",
@@ -56,6 +59,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "offline_hint": "Pago QR no disponible",
         "printer_problem": "Problema de impresora",
         "printer_hint": "Revise el papel",
+        "refused": "Pedido rechazado",
+        "unknown_code": "Código desconocido",
+        "busy": "Venta en curso",
     },
 }
 
@@ -68,6 +74,12 @@ _IMPORTANT = 80  # rows of this priority or more (title, total, entry, time left
 def phrases(site: Site) -> dict[str, str]:
     """The phrase table for the site's language: Portuguese for "pt", Spanish otherwise."""
     return PHRASES["pt" if site.language == "pt" else "es"]
+
+
+def notice_text(notice: str, t: dict[str, str]) -> str:
+    """The core's notices are keys (``offline``, ``refused``, ``unknown_code:<code>``); say them in words."""
+    key, _, detail = notice.partition(":")
+    return f"{t[key]} {detail}".strip() if key in t else notice
 
 
 @lru_cache(maxsize=32)
@@ -288,7 +300,7 @@ def _draw_pay(image: Image.Image, screen: Screen, site: Site, payload: str) -> N
     fit, beside = _pay_layout(payload, width, height)
     total, clock = site.format(screen.total), _clock(screen.seconds_left)
     hint = [_Row(t["use_sticker"], prio=85)] if fit.px_per_module < 2 else []
-    notice = [_Row(screen.notice, prio=30)] if screen.notice else []
+    notice = [_Row(notice_text(screen.notice, t), prio=30)] if screen.notice else []
     if fit.image is None:
         rows = [_Row(t["pay"], big=True, prio=40), _Row(total, big=True, wrap=False, prio=90)]
         rows += [_Row(clock, prio=80)] if clock else []
@@ -318,6 +330,6 @@ def render(screen: Screen, site: Site, size: tuple[int, int], mode: str, qr_payl
     else:
         rows = _message_rows(screen, site, t)
     if screen.notice:
-        rows.append(_Row(screen.notice, prio=99))
+        rows.append(_Row(notice_text(screen.notice, t), prio=99))
     _column(image, (0, 0, *size), rows, top=screen.kind is ScreenKind.ENTERING and bool(screen.items))
     return image

@@ -80,8 +80,8 @@ def api_job(backend: Backend, action: ev.Action) -> ev.Event:
     if isinstance(action, ev.Probe):
         try:
             backend.probe()
-        except ApiError as exc:
-            return ev.Connectivity(False, str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the API is not usable now
+            return ev.Connectivity(False, str(exc) if isinstance(exc, ApiError) else type(exc).__name__)
         return ev.Connectivity(True)
     sale = action.sale
     try:
@@ -98,6 +98,9 @@ def api_job(backend: Backend, action: ev.Action) -> ev.Event:
         if isinstance(action, ev.Push) and not exc.indeterminate:
             return ev.PushRefused(sale.reference, str(exc))
         return ev.ApiUnsure(sale.reference, str(exc), exc.retry_after)
+    except Exception as exc:  # an answer our code did not expect: the outcome is unknown, never a refusal
+        log.exception("sale %s: %s failed unexpectedly", sale.reference, type(action).__name__.lower())
+        return ev.ApiUnsure(sale.reference, f"unexpected {type(exc).__name__}")
 
 
 class Runtime:
@@ -109,7 +112,7 @@ class Runtime:
         self.journal = journal
         self.devices = devices
         self.shop = shop
-        self.events: queue.Queue[ev.Event] = queue.Queue()
+        self.events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe from a signal handler
         self.api = Worker("mp-api", self.post)
         self.printer = Worker("printer", self.post)
         self.last_errors: list[str] = []
@@ -194,18 +197,19 @@ class Runtime:
     def _print(self, sale, copy: bool) -> ev.Event:
         """Check the printer can print (where it can say), print, and ask again; a failure leaves it queued."""
         printer = self.devices.printer
-        status = printer.status()
-        if status.online is False or status.paper == "out":
-            problem = "out of paper" if status.paper == "out" else "offline"
-            return ev.PrintFailed(sale.reference, f"printer {problem}", started=False)
-        receipt = build_receipt(sale, self.shop, self.kiosk.site, datetime.fromtimestamp(time.time()), copy)
         try:
-            printer.print(receipt)
+            status = printer.status()
+            if status.online is False or status.paper == "out":
+                problem = "out of paper" if status.paper == "out" else "offline"
+                return ev.PrintFailed(sale.reference, f"printer {problem}", started=False)
+            paid_at = datetime.fromtimestamp(sale.paid_at) if sale.paid_at else datetime.now()
+            printer.print(build_receipt(sale, self.shop, self.kiosk.site, paid_at, copy))
+            after = printer.status()  # an Epson that runs out of paper mid-job goes offline: the job "succeeded"
         except PrinterError as exc:
             return ev.PrintFailed(sale.reference, str(exc), exc.started)
-        except Exception as exc:  # noqa: BLE001 - an unexpected failure may have printed part of it
+        except Exception as exc:  # an unexpected failure may have printed part of it: only a COPY may follow
+            log.exception("sale %s: printing failed unexpectedly", sale.reference)
             return ev.PrintFailed(sale.reference, str(exc) or type(exc).__name__)
-        after = printer.status()  # an Epson that runs out of paper mid-job goes offline: the job "succeeded"
         if after.online is False or after.paper == "out":
             return ev.PrintFailed(sale.reference, "the printer went offline or ran out of paper during the receipt")
         return ev.Printed(sale.reference)

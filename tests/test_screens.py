@@ -163,3 +163,14 @@ def test_titles_follow_the_language() -> None:
 def test_renders_in_the_device_mode(mode: str) -> None:
     image = render(Screen(ScreenKind.READY), site("MLC"), (256, 64), mode, MP_PAYLOAD)
     assert image.mode == mode and image.size == (256, 64)
+
+
+@pytest.mark.parametrize(
+    ("site_id", "notice", "expected"),
+    [("MLB", "offline", "Sem conexão"), ("MLA", "refused", "Pedido rechazado"),
+     ("MLB", "unknown_code:789123", "Código desconhecido 789123"), ("MLA", "free text", "free text")],
+)
+def test_core_notices_are_said_in_the_site_language(site_id: str, notice: str, expected: str) -> None:
+    from mpqr_kiosk.screens import notice_text, phrases
+
+    assert notice_text(notice, phrases(site(site_id))) == expected

@@ -66,7 +66,7 @@ class Pushed:
 
     reference: str
     order_id: str = ""
-    server_time: float = 0.0  # the API server's clock (Date header), 0 if unknown
+    server_time: float = 0.0  # the API server's clock (Date header; ours until it has said), 0 if not given
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ KEYED_TITLE = {"pt": "Valor digitado", "es": "Importe"}
 
 
 class Clock(Protocol):
-    """Where the core reads time: ``monotonic`` for every duration, ``time`` only to date receipts."""
+    """Where the core reads time: ``monotonic`` for every duration; ``time`` only to date a sale when the API
+    has not told us its own clock."""
 
     def monotonic(self) -> float: ...
 
@@ -88,6 +89,7 @@ class Kiosk:
         self.waiting_since = 0.0
         self.expires = 0.0  # monotonic deadline of the live sale
         self.confirmed = False  # we know the order reached the POS (a create answered, or a read found it)
+        self.resumed = False  # the live sale came from the journal after a restart
         self.cancel_sent = False
         self.grace_until = 0.0
         self.failures = 0
@@ -181,7 +183,7 @@ class Kiosk:
             return [ev.Sound(Beep.ERROR)]
         item = self.lookup(event.code)
         if item is None:
-            self._say(f"? {event.code}")
+            self._say(f"unknown_code:{event.code}")
             return [ev.Sound(Beep.ERROR), ev.Log(logging.WARNING, f"unknown code {event.code!r}")]
         self.result = None
         if self.quantity:
@@ -213,6 +215,7 @@ class Kiosk:
         if total <= 0:
             return [ev.Sound(Beep.ERROR)]
         if self.busy():
+            self._say("busy")
             return [ev.Sound(Beep.ERROR), ev.Log(logging.WARNING, "new sale refused: a sale is still live")]
         if not self.online:
             self._say("offline")
@@ -250,9 +253,11 @@ class Kiosk:
         if not self._current(event.reference):
             return []
         self._answered()
+        operator_sale = self.sale.state is SaleState.PUSHING and not self.resumed
         sale = replace(self.sale, state=SaleState.FAILED)
-        self.items = [*sale.items, *self.items]  # nothing the operator keyed is lost: fix and charge again
-        self._say(event.reason[:40])
+        if operator_sale:
+            self.items = [*sale.items, *self.items]  # nothing the operator keyed is lost: fix and charge again
+        self._say("refused")
         self.sale = None
         self._next_from_backlog()
         return [
@@ -300,7 +305,8 @@ class Kiosk:
                 actions.append(ev.Journal(sale))
         if obs.server_time and sale.expires_at and sale.state is SaleState.WAITING and not self.waiting_since:
             # first read after a restart: the API server's clock says how long the order has left
-            self.expires = self.clock.monotonic() + max(0.0, sale.expires_at - obs.server_time)
+            left = min(self.timing.ttl, max(0.0, sale.expires_at - obs.server_time))
+            self.expires = self.clock.monotonic() + left
         if obs.phase is OrderPhase.CLOSED:
             if obs.approved == sale.total:
                 return self._paid(obs)
@@ -312,13 +318,15 @@ class Kiosk:
         if obs.phase in (OrderPhase.EXPIRED, OrderPhase.CANCELLED, OrderPhase.REFUNDED):
             return actions + self._ended_unpaid(obs)
         if sale.state is SaleState.CANCELLING and not self.confirmed:  # a read-back before cancelling
-            if obs.phase is OrderPhase.ABSENT:
-                return actions + self._ended_unpaid(obs)  # the order never reached the POS
-            self.confirmed = True
+            self.confirmed = True  # found or not, cancel it: a create that timed out may still land
             return actions
         if sale.state is SaleState.PUSHING:
-            if obs.phase is OrderPhase.ABSENT:  # the create never landed: send it again, same reference and key
-                self.in_flight = True
+            if obs.phase is OrderPhase.ABSENT:
+                if self.resumed or self.clock.monotonic() >= self.expires:  # stale: never put an old total on the QR
+                    return actions + self._finish(SaleState.EXPIRED, ScreenKind.EXPIRED, ev.Log(
+                        logging.INFO, "the order never reached the POS and the sale is stale: expired, no money moved",
+                        sale.reference))
+                self.in_flight = True  # the create never landed: send it again, same reference and key
                 return [ev.Log(logging.INFO, "read-back found no order; pushing it again", sale.reference),
                         ev.Push(sale, self.timing.ttl)]
             return actions + self._on_Pushed(ev.Pushed(sale.reference, obs.order_id, obs.server_time))
@@ -385,6 +393,15 @@ class Kiosk:
                 self.next_print = self.clock.monotonic()
         return []
 
+    def refunded(self, sale: Sale) -> list[ev.Action]:
+        """A paid sale was refunded (``mpqr-kiosk refund``): journal it, and drop any receipt still queued."""
+        sale = replace(sale, state=SaleState.REFUNDED)
+        self.print_queue = [s for s in self.print_queue if s.reference != sale.reference]
+        if self.printing and self.printing.reference == sale.reference:
+            self.printing = replace(self.printing, state=SaleState.REFUNDED)
+        return [ev.Journal(sale), ev.Log(logging.INFO, f"refunded {self.site.format(sale.paid_amount)}",
+                                         sale.reference)] + self._step()
+
     def reprint(self, sale: Sale) -> list[ev.Action]:
         """Queue a COPY of a paid sale's receipt (``mpqr-kiosk reprint``)."""
         if sale.state is not SaleState.PAID:
@@ -438,7 +455,7 @@ class Kiosk:
     def _paid(self, obs: Observation) -> list[ev.Action]:
         approved = next((p for p in reversed(obs.payments) if p.status == "approved"), None)
         sale = replace(self.sale, state=SaleState.PAID, paid_amount=obs.approved,
-                       payment_id=approved.id if approved else "")
+                       payment_id=approved.id if approved else "", paid_at=obs.server_time or self.clock.time())
         self.print_queue.append(sale)
         self._show_result(ScreenKind.PAID, sale)
         self.sale = None
@@ -477,6 +494,7 @@ class Kiosk:
 
     def _take(self, sale: Sale) -> None:
         self.sale = sale
+        self.resumed = False  # taken from the journal after a restart (set by the caller)
         self.in_flight = False
         self.next_poll = self.clock.monotonic()
         self.waiting_since = 0.0
@@ -492,6 +510,7 @@ class Kiosk:
     def _next_from_backlog(self) -> None:
         if self.sale is None and self.backlog:
             self._take(self.backlog.pop(0))
+            self.resumed = True
 
     def _current(self, reference: str) -> bool:
         return self.sale is not None and self.sale.reference == reference

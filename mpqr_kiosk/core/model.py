@@ -63,6 +63,7 @@ class Sale:
     expires_at: float = 0.0  # when the order expires, on the API server's clock (0 = unknown)
     payment_id: str = ""  # the approved payment's id
     paid_amount: int = 0
+    paid_at: float = 0.0  # when the payment was seen, on the API server's clock (the receipt's date)
     rejected_payments: int = 0
     receipt: ReceiptState = ReceiptState.NONE
     copies: int = 0  # receipts printed marked COPY
@@ -94,7 +95,7 @@ class Observation:
     scanned: bool = False  # the customer has the order open in the app
     payments: tuple[Payment, ...] = ()
     order_id: str = ""
-    server_time: float = 0.0  # the API server's clock when it answered (Date header), 0 if unknown
+    server_time: float = 0.0  # the API server's clock when it answered (Date header; ours until it has said)
 
     @property
     def approved(self) -> int:
