@@ -69,6 +69,7 @@ class Journal:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA cache_size=-256")  # KiB: the journal is small; keep the daemon's RSS flat
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"{self.path}: cannot open the sales journal: {exc}") from exc

@@ -64,3 +64,19 @@ def test_a_journal_from_a_newer_version_is_refused(tmp_path):
     db.close()
     with pytest.raises(JournalError, match="newer"):
         Journal(tmp_path)
+
+
+def test_a_version_1_journal_is_migrated_keeping_its_sales(tmp_path):
+    db = sqlite3.connect(tmp_path / "sales.sqlite3")
+    db.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    db.execute(
+        "INSERT INTO sales (reference, idempotency_key, site, items, total, created_at, state, updated_at) "
+        "VALUES ('OLD', 'OLD-key', 'MLA', '[]', 500, 1.0, 'waiting', 1.0)"
+    )
+    db.commit()
+    db.close()
+    journal = Journal(tmp_path)
+    assert journal.version == len(MIGRATIONS) >= 2
+    old = journal.get("OLD")
+    assert old.state is SaleState.WAITING and old.total == 500 and old.paid_at == 0
+    assert [s.reference for s in journal.unfinished()] == ["OLD"]

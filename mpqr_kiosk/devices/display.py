@@ -20,6 +20,7 @@ import atexit
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -205,11 +206,15 @@ class LumaDisplay:
 
 
 class PngDisplay(LumaDisplay):
-    """``driver = "png"``: a luma ``dummy`` device whose every frame is saved as ``0001-<screen>.png``."""
+    """``driver = "png"``: a luma ``dummy`` device whose every frame is saved as ``0001-<screen>.png``.
+    ``frames`` holds the paths of the latest ``KEEP`` frames (the files all stay on disk)."""
+
+    KEEP = 100
 
     def __init__(self, cfg: DisplayConfig, site: Site, qr_payload: str) -> None:
         self.directory = Path(cfg.png_dir)
-        self.frames: list[Path] = []
+        self.frames: deque[Path] = deque(maxlen=self.KEEP)
+        self.count = 0
 
         def make_device() -> luma.core.device.device:
             return luma.core.device.dummy(cfg.width, cfg.height, rotate=cfg.rotate, mode=PNG_MODE)
@@ -218,7 +223,8 @@ class PngDisplay(LumaDisplay):
 
     def _draw(self, device: luma.core.device.device, screen: Screen) -> None:
         super()._draw(device, screen)
-        path = self.directory / f"{len(self.frames) + 1:04d}-{screen.kind.value}.png"
+        self.count += 1
+        path = self.directory / f"{self.count:04d}-{screen.kind.value}.png"
         self.directory.mkdir(parents=True, exist_ok=True)
         device.image.save(path)
         self.frames.append(path)
