@@ -4,9 +4,10 @@ The daemon, the demo and the tests all assemble the kiosk here, so they run the 
 from __future__ import annotations
 
 import secrets
+from contextlib import contextmanager
 
 from mpqr_kiosk.catalog import Catalog
-from mpqr_kiosk.config import Config
+from mpqr_kiosk.config import Config, ConfigError
 from mpqr_kiosk.core.events import BadScan
 from mpqr_kiosk.core.kiosk import Kiosk, Timing
 from mpqr_kiosk.core.model import Shop
@@ -47,13 +48,23 @@ def build(config: Config, token: str, catalog: Catalog, clock=None, pin_factory=
     mp = config.mercadopago
     the_site = site(mp.site)
     kiosk = Kiosk(the_site, catalog.lookup, clock or SystemClock(), new_ids(mp.external_pos_id), timing_of(config))
-    devices = Devices(
-        display=open_display(config.display, the_site, mp.qr_payload),
-        printer=open_printer(config.printer),
-        leds=Leds(config.leds, pin_factory=pin_factory),
-    )
+    with _section(config, "display"):
+        display = open_display(config.display, the_site, mp.qr_payload)
+    with _section(config, "printer"):
+        printer = open_printer(config.printer)
+    devices = Devices(display=display, printer=printer, leds=Leds(config.leds, pin_factory=pin_factory))
     runtime = Runtime(kiosk, open_backend(mp, token, config.shop.name), Journal(config.state.dir), devices,
                       shop_of(config))
-    devices.inputs = open_inputs(config.input, runtime.post, pin_factory=pin_factory,
-                                 on_refused=lambda refused: runtime.post(BadScan(refused.reason)))
+    with _section(config, "input"):
+        devices.inputs = open_inputs(config.input, runtime.post, pin_factory=pin_factory,
+                                     on_refused=lambda refused: runtime.post(BadScan(refused.reason)))
     return runtime
+
+
+@contextmanager
+def _section(config: Config, name: str):
+    """A device the config names but the library refuses is a config error of that section (exit 3)."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ConfigError(config.path, f"[{name}]", str(exc)) from None

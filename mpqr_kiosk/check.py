@@ -7,17 +7,18 @@ import sys
 from pathlib import Path
 
 from mpqr_kiosk import config as cfg
+from mpqr_kiosk import exits
 from mpqr_kiosk.catalog import CatalogError, load_catalog
 from mpqr_kiosk.core.model import Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
+from mpqr_kiosk.devices.display import open_display
+from mpqr_kiosk.devices.printer import open_printer
 from mpqr_kiosk.mercadopago import emvco
 from mpqr_kiosk.mercadopago.errors import ApiError
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.mercadopago.provision import find_pos, static_payload
 from mpqr_kiosk.screens import qr_fit
 from mpqr_kiosk.token import load_token
-
-EXIT_OK, EXIT_CHECK = 0, 4
 
 
 class Report:
@@ -59,7 +60,7 @@ def run(config_path: str, report: Report | None = None) -> int:
         report.fail("token", exc.problem)
     else:
         _check_account(config, token, report)
-    return EXIT_CHECK if report.failed else EXIT_OK
+    return exits.CHECK if report.failed else exits.OK
 
 
 def _check_account(config: cfg.Config, token: str, report: Report) -> None:
@@ -137,9 +138,11 @@ def _check_display(config: cfg.Config, report: Report) -> None:
         else:
             report.ok("display", f"{d.driver} {d.width}x{d.height}: QR at {fit.px_per_module} px/module")
     if d.driver != "png":
-        from mpqr_kiosk.devices.display import open_display
-
-        display = open_display(d, site(config.mercadopago.site), payload)
+        try:
+            display = open_display(d, site(config.mercadopago.site), payload)
+        except ValueError as exc:
+            report.fail("display", str(exc))
+            return
         try:
             display.show(Screen(ScreenKind.READY))
             if display.healthy:
@@ -155,9 +158,11 @@ def _check_printer(config: cfg.Config, report: Report) -> None:
     if p.connection in ("none", "dummy"):
         report.warn("printer", f"connection = \"{p.connection}\": receipts are not printed")
         return
-    from mpqr_kiosk.devices.printer import open_printer
-
-    printer = open_printer(p)
+    try:
+        printer = open_printer(p)
+    except ValueError as exc:
+        report.fail("printer", str(exc))
+        return
     try:
         status = printer.status()
     except Exception as exc:  # noqa: BLE001 - every printer failure is a failed check line

@@ -8,18 +8,17 @@ import json
 import sys
 from pathlib import Path
 
-from mpqr_kiosk import __version__
+from mpqr_kiosk import __version__, exits
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk.core.sites import SITES
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_CONFIG, EXIT_CHECK, EXIT_TEMPFAIL = 0, 1, 2, 3, 4, 75
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mpqr-kiosk",
         description="Countertop box for Mercado Pago in-store QR payments (attended model).",
-        epilog="Exit codes: 0 ok, 2 usage, 3 config invalid, 4 a check failed, 75 temporary failure.",
+        epilog="Exit codes: 0 ok, 2 usage, 3 config invalid, 4 a check failed or the daemon refused, "
+               "75 temporary failure (e.g. the daemon is not running).",
     )
     parser.add_argument("--version", action="version", version=f"mpqr-kiosk {__version__}")
     parser.add_argument("--config", default=cfg.default_path(), metavar="PATH",
@@ -62,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except cfg.ConfigError as exc:
         sys.stderr.write(f"mpqr-kiosk: config invalid: {exc}\n")
-        return EXIT_CONFIG
+        return exits.CONFIG
     except KeyboardInterrupt:
-        return EXIT_TEMPFAIL
+        return exits.TEMPFAIL
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -76,7 +75,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return demo.run(args.out, args.site)
         except demo.DemoFailed as exc:
             sys.stderr.write(f"mpqr-kiosk demo: failed: {exc} (see {args.out / 'demo.log'})\n")
-            return EXIT_FAIL
+            return exits.CHECK
     if command == "emulator":
         from mpqr_kiosk.emulator import cli as emulator_cli
 
@@ -104,7 +103,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mpqr_kiosk import diagnostics
 
         return diagnostics.run(args.config, args.out)
-    return EXIT_USAGE
+    return exits.USAGE
 
 
 def _control(args: argparse.Namespace) -> int:
@@ -120,16 +119,16 @@ def _control(args: argparse.Namespace) -> int:
         answer = request(config.control.socket, message)
     except (FileNotFoundError, ConnectionRefusedError):
         sys.stderr.write(f"mpqr-kiosk: the daemon is not running (no control socket at {config.control.socket})\n")
-        return EXIT_TEMPFAIL
+        return exits.TEMPFAIL
     except PermissionError:
         sys.stderr.write(f"mpqr-kiosk: no permission on {config.control.socket}; "
                          "run as root or a member of the mpqr-kiosk group\n")
-        return EXIT_FAIL
+        return exits.CHECK
     if args.command == "status" and not args.json and answer.get("ok"):
         sys.stdout.write(_status_text(answer))
     else:
         sys.stdout.write(json.dumps(answer, ensure_ascii=False, indent=2) + "\n")
-    return EXIT_OK if answer.get("ok") else EXIT_FAIL
+    return exits.OK if answer.get("ok") else exits.CHECK
 
 
 def _status_text(status: dict) -> str:

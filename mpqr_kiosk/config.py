@@ -9,6 +9,7 @@ import dataclasses
 import os
 import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 
 from mpqr_kiosk.core.sites import SITES
@@ -234,7 +235,8 @@ def _check(config: Config, path: str) -> None:
          "letters and digits only, under 40 characters (Mercado Pago rule)"),
         ("mercadopago.external_store_id", re.fullmatch(r"[A-Za-z0-9]{1,60}", mp.external_store_id) is not None,
          "letters and digits only"),
-        ("mercadopago.api_base", mp.api_base.startswith(("https://", "http://")), "must be an http(s) URL"),
+        ("mercadopago.api_base", _safe_url(mp.api_base),
+         "must be an https:// URL (plain http:// only to this machine, e.g. the emulator on 127.0.0.1)"),
         ("mercadopago.order_ttl", 30 <= mp.order_ttl <= 24 * 3600, "must be between 30s and 24h"),
         ("mercadopago.poll_interval", 0.1 <= mp.poll_interval <= 60, "must be between 100ms and 60s"),
         ("mercadopago.qr_payload", not mp.qr_payload or _valid_payload(mp.qr_payload),
@@ -260,6 +262,14 @@ def _check(config: Config, path: str) -> None:
     for key, ok, problem in rules:
         if not ok:
             raise ConfigError(path, key, problem)
+
+
+def _safe_url(url: str) -> bool:
+    """The token travels in a header: never in clear text beyond this machine."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _valid_payload(payload: str) -> bool:

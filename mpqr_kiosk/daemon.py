@@ -7,6 +7,7 @@ import signal
 import time
 
 from mpqr_kiosk import config as cfg
+from mpqr_kiosk import exits
 from mpqr_kiosk.assemble import build, shop_of, timing_of
 from mpqr_kiosk.catalog import CatalogError, load_catalog
 from mpqr_kiosk.control import Commands, ControlServer
@@ -19,7 +20,6 @@ from mpqr_kiosk.token import load_token
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_CONFIG, EXIT_TEMPFAIL = 0, 3, 75
 IDLE_STEP = 30.0  # the longest the loop sleeps when nothing is due and no watchdog is set
 
 
@@ -41,12 +41,15 @@ class Daemon:
             catalog = load_catalog(config.input.catalog, site(config.mercadopago.site))
         except (cfg.ConfigError, CatalogError) as exc:
             log.critical("config invalid, not starting: %s", exc)
-            return EXIT_CONFIG
+            return exits.CONFIG
         try:
             self.runtime = build(config, token, catalog)
+        except cfg.ConfigError as exc:
+            log.critical("config invalid, not starting: %s", exc)
+            return exits.CONFIG
         except JournalError as exc:
             log.critical("%s", exc)
-            return EXIT_TEMPFAIL
+            return exits.TEMPFAIL
         self.config = config
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
@@ -62,7 +65,7 @@ class Daemon:
         finally:
             notify("STOPPING=1\nSTATUS=Stopping")
             self._shutdown()
-        return EXIT_OK
+        return exits.OK
 
     def _loop(self) -> None:
         interval = watchdog_interval()

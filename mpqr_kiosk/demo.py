@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mpqr_kiosk import config as cfg
+from mpqr_kiosk import exits
 from mpqr_kiosk.assemble import build, shop_of
 from mpqr_kiosk.catalog import load_catalog
 from mpqr_kiosk.core import events as ev
@@ -133,7 +134,7 @@ def _sale(out: Path, the_site, lang: str, url: str, emulator: Emulator, say: Nar
     frames = sorted((out / "frames").glob("*.png"))
     say(f"receipt printed once ({len(printer.output)} ESC/POS bytes): {out / 'receipt.bin'}, {out / 'receipt.png'}")
     say(f"{len(frames)} display frames in {out / 'frames'}; log in {out / 'demo.log'}")
-    return 0
+    return exits.OK
 
 
 def _printed(runtime, reference: str) -> bool:

@@ -19,7 +19,7 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-from mpqr_kiosk import __version__
+from mpqr_kiosk import __version__, exits
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk.logsetup import MASK
 from mpqr_kiosk.token import load_token
@@ -112,4 +112,4 @@ def run(config_path: str, out: Path | None) -> int:
             bundle.addfile(info, io.BytesIO(data))
     out.chmod(0o600)
     sys.stdout.write(f"{out} ({len(files)} files, secrets redacted)\n")
-    return 0
+    return exits.OK

@@ -27,7 +27,17 @@ class Redactor(logging.Filter):
         return True
 
 
-class PriorityFormatter(logging.Formatter):
+class RedactingFormatter(logging.Formatter):
+    """Masks the secrets in the whole formatted text, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in REDACTOR.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
+class PriorityFormatter(RedactingFormatter):
     """``<6>mpqr_kiosk.shell: message``: the prefix gives journald the syslog priority."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -52,6 +62,7 @@ def setup(level: int = logging.INFO, journal: bool = True, stream=None) -> loggi
             from systemd.journal import JournalHandler
 
             handler = JournalHandler(SYSLOG_IDENTIFIER="mpqr-kiosk")
+            handler.setFormatter(RedactingFormatter("%(name)s: %(message)s"))
         except ImportError:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(PriorityFormatter("%(name)s: %(message)s"))
@@ -60,7 +71,7 @@ def setup(level: int = logging.INFO, journal: bool = True, stream=None) -> loggi
         handler.setFormatter(PriorityFormatter("%(name)s: %(message)s"))
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(REDACTOR)
     root = logging.getLogger()
     for old in list(root.handlers):  # python-escpos 3.1 calls basicConfig() on import

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mpqr_kiosk import config as cfg
+from mpqr_kiosk import exits
 from mpqr_kiosk.assemble import shop_of
 from mpqr_kiosk.core.kiosk import KEYED_TITLE
 from mpqr_kiosk.core.model import Item, ReceiptState, Sale, SaleState, Screen, ScreenKind
@@ -58,4 +59,4 @@ def run(config_path: str, out: Path) -> int:
     render_png(receipt).save(out / "receipt.png")
     sys.stdout.write(f"{len(screens)} screens ({config.display.width}x{config.display.height}) in {frames}, "
                      f"sample receipt in {out / 'receipt.png'}\n")
-    return 0
+    return exits.OK

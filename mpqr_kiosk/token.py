@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
 from mpqr_kiosk.config import ConfigError, MercadoPagoConfig
 
 CREDENTIAL = "mp-access-token"
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{8,512}")
 KEY = "mercadopago.access_token_file"
 
 
@@ -36,7 +38,8 @@ def load_token(mp: MercadoPagoConfig, config_path: str) -> str:
         raise ConfigError(config_path, KEY,
                           f"{path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
                           f"run: chmod 600 {path}")
-    token = text.strip()
-    if not token or any(ch.isspace() for ch in token):
-        raise ConfigError(config_path, KEY, f"{path} must hold the access token alone, on one line")
+    token = text.removeprefix("\ufeff").strip()  # Notepad's byte-order mark
+    if not TOKEN_SHAPE.fullmatch(token):
+        raise ConfigError(config_path, KEY, f"{path} must hold the access token alone, on one line "
+                                            "(letters, digits, - and _ only)")
     return token

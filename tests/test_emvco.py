@@ -32,7 +32,7 @@ def test_mla_static_sample_verifies_and_parses():
     assert fields["01"] == "11"  # static
     assert fields["53"] == "032" and fields["58"] == "AR" and fields["63"] == "0AAB"
     assert "54" not in fields  # no amount: it comes from the order attached to the POS
-    assert emvco.parse_template(fields["43"]) == {
+    assert emvco.parse(fields["43"]) == {
         "00": "com.mercadolibre",
         "01": "https://mpago.la/pos/1043915",
     }
@@ -42,9 +42,9 @@ def test_mlb_dynamic_sample_verifies_and_parses():
     emvco.verify(MLB_DYNAMIC)
     fields = emvco.parse(MLB_DYNAMIC)
     assert fields["01"] == "12"  # dynamic
-    account = emvco.parse_template(fields["43"])
+    account = emvco.parse(fields["43"])
     assert account["00"] == "COM.MERCADOLIBRE" and account["06"] == "4a9e4780-d0a6-42e8-98d7-f6805209d83a"
-    assert emvco.parse_template(fields["62"]) == {"05": "***"}
+    assert emvco.parse(fields["62"]) == {"05": "***"}
 
 
 def test_docs_sample_is_invalid():
@@ -92,7 +92,7 @@ def test_build_static_round_trips_for_every_site(site_id):
     emvco.verify(payload)
     fields = emvco.parse(payload)
     assert fields["00"] == "01" and fields["01"] == "11"
-    assert emvco.parse_template(fields["43"]) == {
+    assert emvco.parse(fields["43"]) == {
         "00": "com.mercadolibre",
         "01": "https://mpago.la/pos/1043915",
     }

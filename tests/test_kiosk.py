@@ -23,7 +23,6 @@ from mpqr_kiosk.core.events import (
     CancelSent,
     ChargeRequested,
     Connectivity,
-    DeviceHealth,
     Event,
     Journal,
     Key,
@@ -1201,20 +1200,14 @@ def test_a_failed_copy_is_retried_as_a_copy_again():
     assert [p.copy for p in of(rig.log, Print)] == [False, True, True]
 
 
-def test_printer_back_ok_retries_at_once():
+def test_a_receipt_that_never_started_stays_the_original():
     rig, _ = paid()
-    rig.do(PrintFailed("ref1", "offline"))
-    acts = rig.do(DeviceHealth("printer", True))
-    assert [(p.copy, p.sale.reference) for p in of(acts, Print)] == [(True, "ref1")]
-
-
-def test_other_device_health_does_not_touch_printing():
-    rig, _ = paid()
-    rig.do(PrintFailed("ref1", "offline"))
-    acts = rig.do(DeviceHealth("display", True))
-    assert of(acts, Print) == []
+    acts = rig.do(PrintFailed("ref1", "no paper", started=False))
+    assert [s.receipt for s in journaled(acts)] == [ReceiptState.NONE]  # nothing printed: the original is due
     rig.tick(DEFAULT.result_seconds)
     assert rig.screen.kind is ScreenKind.PRINTER_PROBLEM
+    acts = rig.tick(DEFAULT.print_retry)
+    assert [p.copy for p in of(acts, Print)] == [False]
 
 
 def test_printer_problem_never_blocks_a_sale():

@@ -1,12 +1,14 @@
 """The assembled kiosk against the emulator: faults at push, poll and cancel never double-push or lose a
 paid sale, Retry-After is honoured, the request rate is bounded, and the display and LEDs tell the truth."""
 
+import threading
 import time
 
 import pytest
 from gpiozero import Device
 from rig import Rig
 
+from mpqr_kiosk.control import Commands
 from mpqr_kiosk.core import events as ev
 from mpqr_kiosk.core.model import SaleState
 
@@ -154,3 +156,42 @@ def test_orders_api_cancel(emulator, tmp_path):
         assert rig.emulator.snapshot()["orders"][0]["status"] == "canceled"
     finally:
         rig.stop()
+
+
+def test_an_unexpected_answer_never_stops_the_api_worker(rig, monkeypatch):
+    reference = rig.charge()
+    assert rig.waiting(reference)
+    real_read = rig.runtime.backend.read
+    calls = []
+
+    def broken_once(sale):
+        calls.append(sale.reference)
+        if len(calls) == 1:
+            raise KeyError("elements")  # e.g. a body shaped unlike the documentation
+        return real_read(sale)
+
+    monkeypatch.setattr(rig.runtime.backend, "read", broken_once)
+    rig.emulator.pay("POS001", "approved")
+    assert rig.printed(reference)  # the worker lived on and the next read saw the payment
+    assert len(calls) >= 2
+
+
+def test_a_refund_while_the_receipt_is_queued_is_never_undone(rig):
+    rig.runtime.devices.printer.status = lambda: type("S", (), {"online": False, "paper": "unknown"})()
+    reference = rig.charge()
+    assert rig.waiting(reference)
+    rig.emulator.pay("POS001", "approved")
+    assert rig.until(lambda: rig.kiosk.print_queue and not rig.kiosk.printer_ok)  # paid, receipt queued
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(Commands(rig.runtime, "instore").handle(
+        {"command": "refund", "reference": reference})))
+    worker.start()
+    assert rig.until(lambda: answers, 10)
+    worker.join()
+    assert answers == [{"ok": True, "reference": reference}]
+    assert rig.state(reference) is SaleState.REFUNDED
+    assert rig.kiosk.print_queue == []
+    del rig.runtime.devices.printer.status  # the printer is back...
+    rig.kiosk.next_print = 0  # ...and a queued receipt would be retried now
+    rig.until(lambda: False, 1.0)
+    assert rig.state(reference) is SaleState.REFUNDED and rig.receipt_bytes() == b""  # nothing "paid" printed

@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -186,3 +188,45 @@ def test_version_and_help(capsys):
     for command in ("run", "demo", "emulator", "provision", "check", "status", "sale", "cancel", "reprint",
                     "refund", "preview", "diagnostics"):
         assert command in text
+
+
+def test_a_token_file_with_a_byte_order_mark_works(tmp_path):
+    path = tmp_path / "token"
+    path.write_text("\ufeffTEST-from-notepad-123456789\r\n", encoding="utf-8")
+    path.chmod(0o600)
+    assert load_token(config.MercadoPagoConfig(access_token_file=str(path)), "k.toml") == "TEST-from-notepad-123456789"
+
+
+def test_a_token_with_foreign_characters_is_refused_without_echoing_it(tmp_path):
+    path = tmp_path / "token"
+    path.write_text("TEST-12345678\u00e9secret")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as raised:
+        load_token(config.MercadoPagoConfig(access_token_file=str(path)), "k.toml")
+    assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("url", "ok"), [("https://api.mercadopago.com", True), ("http://127.0.0.1:8765", True),
+                                         ("http://localhost:8765", True), ("http://api.mercadopago.com", False),
+                                         ("http://192.168.0.10:8765", False), ("ftp://x", False)])
+def test_the_token_never_travels_in_clear_text_beyond_this_machine(url, ok):
+    raw = {"mercadopago": {"user_id": 1, "api_base": url}}
+    if ok:
+        assert config.parse(raw).mercadopago.api_base == url
+    else:
+        with pytest.raises(ConfigError, match="mercadopago.api_base"):
+            config.parse(raw)
+
+
+def test_a_device_the_library_refuses_is_a_config_error(tmp_path, emulator, capsys):
+    path = write_config(tmp_path, emulator, display="ssd9999")
+    text = open(path, encoding="utf-8").read().replace('connection = "dummy"',
+                                                        'connection = "file"\nprofile = "NO-SUCH-PRINTER"')
+    open(path, "w", encoding="utf-8").write(text)
+    assert check.run(path) == 4
+    out = capsys.readouterr().out
+    assert "FAIL display" in out and "ssd9999" in out
+    assert "FAIL printer" in out and "NO-SUCH-PRINTER" in out
+    done = subprocess.run([sys.executable, "-m", "mpqr_kiosk", "--config", path, "run"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"})
+    assert done.returncode == 3 and "[display]" in done.stderr and "ssd9999" in done.stderr

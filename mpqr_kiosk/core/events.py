@@ -121,18 +121,9 @@ class Connectivity:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class DeviceHealth:
-    """A device adapter's view of its hardware (``device`` is "printer", "display", ...)."""
-
-    device: str
-    ok: bool
-    detail: str = ""
-
-
 Event = (
     Key | Scan | BadScan | Tick | ChargeRequested | CancelRequested | Hint | Pushed | PushRefused | ApiUnsure | Observed
-    | CancelSent | Printed | PrintFailed | Connectivity | DeviceHealth
+    | CancelSent | Printed | PrintFailed | Connectivity
 )
 
 # ---------------------------------------------------------------- actions: the core asks the shell

@@ -386,13 +386,6 @@ class Kiosk:
         self.next_print = self.clock.monotonic() + self.timing.print_retry
         return actions + [ev.Log(logging.ERROR, f"receipt not printed, queued: {event.reason}", event.reference)]
 
-    def _on_DeviceHealth(self, event: ev.DeviceHealth) -> list[ev.Action]:
-        if event.device == "printer":
-            self.printer_ok = event.ok
-            if event.ok:
-                self.next_print = self.clock.monotonic()
-        return []
-
     def refunded(self, sale: Sale) -> list[ev.Action]:
         """A paid sale was refunded (``mpqr-kiosk refund``): journal it, and drop any receipt still queued."""
         sale = replace(sale, state=SaleState.REFUNDED)

@@ -47,12 +47,11 @@ from escpos.printer import Dummy, File, Network, Serial, Usb  # noqa: E402
 for _added in [h for h in logging.getLogger().handlers if h not in _root_handlers]:
     logging.getLogger().removeHandler(_added)  # escpos.capabilities' logging.basicConfig()
 
-from mpqr_kiosk.config import PrinterConfig  # noqa: E402
+from mpqr_kiosk.config import PRINTER_CONNECTIONS, PrinterConfig  # noqa: E402
 from mpqr_kiosk.receipt import Receipt, print_receipt  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-CONNECTIONS = ("usb", "serial", "network", "file", "dummy", "none")
 Paper = Literal["ok", "near_end", "out", "unknown"]
 
 _ERRORS = (OSError, escpos.exceptions.Error, usb.core.NoBackendError)  # USBError, SerialException: OSErrors
@@ -223,5 +222,5 @@ def open_printer(cfg: PrinterConfig, timeout: float = 5.0) -> Printer:
         printer = File(cfg.file, profile=profile)
         name = f"file {cfg.file}"
     else:
-        raise ValueError(f"printer connection {cfg.connection!r} is not one of: {', '.join(CONNECTIONS)}")
+        raise ValueError(f"printer connection {cfg.connection!r} is not one of: {', '.join(PRINTER_CONNECTIONS)}")
     return EscposPrinter(printer, name, timeout)

@@ -11,13 +11,13 @@ from typing import Any
 
 import requests
 
+from mpqr_kiosk import exits
 from mpqr_kiosk.core.sites import SITES
 from mpqr_kiosk.emulator.server import EmulatorServer, is_loopback_host
 from mpqr_kiosk.emulator.state import Emulator
 
 log = logging.getLogger(__name__)
 DEFAULT_URL = "http://127.0.0.1:8765"
-EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_TEMPFAIL = 0, 2, 4, 75
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -73,13 +73,13 @@ def _act(action: str, args: argparse.Namespace) -> int:
             answer = session.post(f"{args.url.rstrip('/')}/_emu/{action}", json=body, timeout=10)
         except requests.RequestException as exc:
             log.error("cannot reach the emulator at %s: %s", args.url, exc)
-            return EXIT_TEMPFAIL
+            return exits.TEMPFAIL
     try:
         shown: Any = answer.json()
     except ValueError:
         shown = answer.text
     print(json.dumps(shown, indent=2, ensure_ascii=False))  # noqa: T201
-    return EXIT_OK if answer.ok else EXIT_FAILED
+    return exits.OK if answer.ok else exits.CHECK
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -87,14 +87,14 @@ def _serve(args: argparse.Namespace) -> int:
         log.error(
             "refusing to listen on %s: not a loopback address (use --allow-remote to insist)", args.host
         )
-        return EXIT_USAGE
+        return exits.USAGE
     emulator = Emulator(site=args.site, user_id=args.user_id, busy_pos=args.busy_pos)
     server = EmulatorServer(emulator, args.host, args.port, allow_remote=args.allow_remote)
     try:
         server.start()
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
-        return EXIT_TEMPFAIL
+        return exits.TEMPFAIL
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -109,4 +109,4 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     server.stop()
     log.info("emulator stopped")
-    return EXIT_OK
+    return exits.OK

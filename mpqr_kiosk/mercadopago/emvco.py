@@ -46,11 +46,6 @@ def parse(payload: str) -> dict[str, str]:
     return fields
 
 
-def parse_template(value: str) -> dict[str, str]:
-    """The sub-fields of a template value such as tag 43 (merchant account information)."""
-    return parse(value)
-
-
 def verify(payload: str) -> None:
     """Check that the payload is well formed and ends with a correct CRC (tag 63); ``ValueError`` if not."""
     if len(payload) < 8 or payload[-8:-4] != "6304":

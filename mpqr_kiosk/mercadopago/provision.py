@@ -14,6 +14,7 @@ import zxingcpp
 from PIL import Image
 
 from mpqr_kiosk import config as cfg
+from mpqr_kiosk import exits
 from mpqr_kiosk.mercadopago import emvco
 from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse
 from mpqr_kiosk.mercadopago.http import HttpClient
@@ -107,11 +108,11 @@ def run(config_path: str) -> int:
         payload = static_payload(pos)
     except (ApiError, ValueError) as exc:
         sys.stderr.write(f"mpqr-kiosk provision: {exc}\n")
-        return 4
+        return exits.CHECK
     if payload == mp.qr_payload:
         sys.stdout.write(f"qr    unchanged in {config.path} ({len(payload)} chars, CRC ok)\n")
     else:
         write_payload(config.path, payload)
         sys.stdout.write(f"qr    written to {config.path} ({len(payload)} chars, CRC ok); "
                          "reload the daemon: systemctl restart mpqr-kiosk\n")
-    return 0
+    return exits.OK
