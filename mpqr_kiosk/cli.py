@@ -124,6 +124,9 @@ def _control(args: argparse.Namespace) -> int:
         sys.stderr.write(f"mpqr-kiosk: no permission on {config.control.socket}; "
                          "run as root or a member of the mpqr-kiosk group\n")
         return exits.CHECK
+    except (ConnectionError, TimeoutError, ValueError) as exc:
+        sys.stderr.write(f"mpqr-kiosk: no answer from the daemon ({exc}); try again, or see journalctl\n")
+        return exits.TEMPFAIL
     if args.command == "status" and not args.json and answer.get("ok"):
         sys.stdout.write(_status_text(answer))
     else:

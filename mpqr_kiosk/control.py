@@ -21,7 +21,8 @@ from typing import Any
 
 from mpqr_kiosk import __version__
 from mpqr_kiosk.core import events as ev
-from mpqr_kiosk.core.model import Sale, SaleState
+from mpqr_kiosk.core.model import Sale, SaleState, Screen
+from mpqr_kiosk.core.sites import Site
 from mpqr_kiosk.mercadopago.errors import ApiError
 from mpqr_kiosk.shell import Runtime
 
@@ -56,14 +57,15 @@ class Commands:
         rt, kiosk = self.runtime, self.runtime.kiosk
         devices = rt.devices
         sale = kiosk.sale
+        screen = kiosk.screen()
         return {
             "ok": True,
             "version": __version__,
             "api": self.api,
             "site": kiosk.site.id,
-            "screen": kiosk.screen().kind.value,
+            "screen": screen.kind.value,
             "online": kiosk.online,
-            "sale": _describe(sale, kiosk) if sale else None,
+            "sale": _describe(sale, kiosk.site, screen) if sale else None,
             "reconciling": [s.reference for s in kiosk.backlog],
             "print_queue": [s.reference for s in [*([kiosk.printing] if kiosk.printing else []), *kiosk.print_queue]],
             "devices": {
@@ -145,12 +147,11 @@ class Commands:
         return done.get(timeout=REFUND_TIMEOUT)
 
 
-def _describe(sale: Sale, kiosk) -> dict:
-    screen = kiosk.screen()
+def _describe(sale: Sale, site: Site, screen: Screen) -> dict:
     return {
         "reference": sale.reference,
         "state": sale.state.value,
-        "total": kiosk.site.format(sale.total),
+        "total": site.format(sale.total),
         "seconds_left": screen.seconds_left,
         "rejected_payments": sale.rejected_payments,
         "order_id": sale.order_id,
@@ -167,6 +168,9 @@ class _Handler(socketserver.StreamRequestHandler):
             answer = self.server.commands.handle(request)
         except ValueError:
             answer = {"ok": False, "error": "send one JSON object per line, e.g. {\"command\": \"status\"}"}
+        except queue.Empty:
+            answer = {"ok": False, "error": "the daemon did not answer in time; the request may still be "
+                                            "carried out: check `mpqr-kiosk status`"}
         except Exception as exc:  # noqa: BLE001 - the socket must answer, whatever went wrong
             log.exception("control command failed")
             answer = {"ok": False, "error": f"internal error: {type(exc).__name__}"}
@@ -213,4 +217,6 @@ def request(path: str, message: dict[str, Any], timeout: float = 60.0) -> dict:
             if not chunk:
                 break
             data += chunk
+    if not data:
+        raise ConnectionError("the daemon closed the control socket without answering")
     return json.loads(data)

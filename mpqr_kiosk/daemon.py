@@ -79,7 +79,7 @@ class Daemon:
             if self.reload_requested:
                 self.reload_requested = False
                 self._reload()
-            runtime.step(min(IDLE_STEP, interval or IDLE_STEP, max(0.0, next_ping - now) if interval else IDLE_STEP))
+            runtime.step(min(IDLE_STEP, next_ping - now) if interval else IDLE_STEP)
             line = self._status_line()
             if line != self.status:
                 self.status = line

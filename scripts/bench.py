@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import statistics
@@ -45,11 +46,13 @@ class Printer:
         started = False
         with conn:
             while chunk := conn.recv(65536):
-                if not started:
+                queries = chunk.count(b"\x10\x04")
+                if queries:  # DLE EOT n status queries: answer "online, paper ok"; they are not receipt bytes
+                    conn.sendall(b"\x12" * queries)
+                    chunk = re.sub(rb"\x10\x04.", b"", chunk, flags=re.DOTALL)
+                if chunk and not started:
                     self.first_bytes.append(time.time())
                     started = True
-                if b"\x10\x04" in chunk:
-                    conn.sendall(b"\x12" * chunk.count(b"\x10\x04"))
                 if b"\x1dV" in chunk:
                     started = False
 
@@ -173,9 +176,11 @@ def one_sale(daemon: Daemon, emulator: Emulator, printer: Printer) -> tuple[floa
     emulator.pay("POS001", "approved")
     wait(lambda: len(printer.first_bytes) > printed, 30, f"the receipt of {reference}")
     first_byte = printer.first_bytes[printed]
-    reads = [r["t"] for r in emulator.requests() if "merchant_orders" in r["path"] and r["t"] >= approved]
+    # the read that saw the payment: the last one answered before the receipt's first byte
+    detected = max((r["t"] for r in emulator.requests() if "merchant_orders" in r["path"] and r["t"] <= first_byte),
+                   default=approved)
     wait(lambda: daemon.control("status")["sale"] is None, 10, "the sale to end")
-    return first_byte - approved, first_byte - reads[0]
+    return first_byte - approved, first_byte - detected
 
 
 def main() -> int:

@@ -1358,15 +1358,6 @@ def test_rule6_resumed_waiting_sale_already_expired_on_the_server_clock_gets_no_
     assert_journal_first(rig)
 
 
-def test_rule6_resumed_waiting_sale_already_expired_is_cancelled_right_away():
-    old = journal_sale(SaleState.WAITING, order_id="ORD-old", expires_at=SERVER0 - 60)
-    rig = Rig()
-    rig.start([old])
-    acts = rig.do(Observed("old1", opened(server_time=SERVER0)))
-    acts += rig.tick(DEFAULT.poll_interval)
-    assert [(s.state, s.cancel_reason) for s in journaled(acts)] == [(SaleState.CANCELLING, "expired")]
-
-
 def test_rule6_resumed_waiting_sale_is_read_at_poll_interval():
     old = journal_sale(SaleState.WAITING, order_id="ORD-old", expires_at=SERVER0 + 300)
     rig = Rig()

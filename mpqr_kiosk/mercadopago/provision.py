@@ -90,7 +90,9 @@ def write_payload(config_path: str, payload: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(temporary, path.stat().st_mode & 0o7777)
+    info = path.stat()
+    os.chmod(temporary, info.st_mode & 0o7777)
+    os.chown(temporary, info.st_uid, info.st_gid)  # run as root, it must stay readable by the daemon's group
     os.replace(temporary, path)
 
 
