@@ -1453,3 +1453,57 @@ def test_next_wakeup_stays_small_while_a_read_is_in_flight():
     rig = waiting()
     read_in_flight(rig)
     assert rig.kiosk.next_wakeup() <= 1.0
+
+
+# ================================================================ late payments after a cancel
+
+
+def cancelled_while_the_customer_was_paying() -> Rig:
+    rig = waiting()
+    rig.do(Observed("ref1", opened(scanned=True)))
+    rig.press(CLEAR)
+    rig.do(CancelSent("ref1"))
+    rig.do(Observed("ref1", opened(scanned=True)))  # the customer is mid-payment: keep reading for the grace
+    assert rig.kiosk.sale is not None
+    rig.run(DEFAULT.cancel_grace + 1, answer=opened(scanned=True))
+    assert rig.kiosk.sale is None and rig.screen.kind in (ScreenKind.CANCELLED, ScreenKind.READY)
+    return rig
+
+
+def test_a_payment_after_the_grace_is_still_found_and_printed():
+    rig = cancelled_while_the_customer_was_paying()
+    _, acts = rig.until_api()
+    (read,) = api(acts)
+    assert isinstance(read, Read) and read.sale.reference == "ref1" and read.sale.state is SaleState.CANCELLED
+    acts = rig.do(Observed("ref1", closed(ok(1250))))
+    late = journaled(acts)[0]
+    assert [(s.state, s.receipt) for s in journaled(acts)] == [(SaleState.PAID, ReceiptState.NONE),
+                                                              (SaleState.PAID, ReceiptState.PRINTING)]
+    assert late.state is SaleState.PAID and late.paid_amount == 1250 and late.payment_id == "pay-ok"
+    assert [p.copy for p in of(acts, Print)] == [False]  # the original receipt, once
+    assert any(log.level == logging.ERROR and "paid after it ended" in log.message for log in of(acts, Log))
+    assert api(rig.run(DEFAULT.late_watch, answer=opened())) == []  # found: no more looking
+
+
+def test_partial_money_after_the_end_goes_to_review():
+    rig = cancelled_while_the_customer_was_paying()
+    rig.until_api()
+    acts = rig.do(Observed("ref1", opened(payments=(ok(500),))))
+    assert [s.state for s in journaled(acts)] == [SaleState.REVIEW]
+    assert of(acts, Print) == []
+
+
+def test_the_late_watch_is_slow_and_ends():
+    rig = cancelled_while_the_customer_was_paying()
+    acts = rig.run(DEFAULT.late_watch + DEFAULT.late_interval, answer=opened(scanned=True))
+    reads = api(acts)
+    assert 0 < len(reads) <= DEFAULT.late_watch / DEFAULT.late_interval + 1  # about twice a minute, then never
+    assert api(rig.run(DEFAULT.late_watch, answer=opened(scanned=True))) == []
+
+
+def test_no_late_watch_when_nobody_scanned():
+    rig = waiting()
+    rig.press(CLEAR)
+    rig.do(CancelSent("ref1"))
+    rig.do(Observed("ref1", opened()))
+    assert api(rig.run(DEFAULT.late_watch, answer=opened())) == []

@@ -56,6 +56,8 @@ class Timing:
     result_seconds: float = 3.0  # Paid / Cancelled / Rejected stay on screen this long
     probe_interval: float = 10.0  # how often an offline box checks the API again
     health_interval: float = 60.0  # how often an idle, online box checks it is still online
+    late_watch: float = 600.0  # after a cancel or expiry with a customer mid-payment, look for late payments...
+    late_interval: float = 30.0  # ...this often
     print_retry: float = 10.0  # how often a queued receipt is tried again
 
 
@@ -103,6 +105,9 @@ class Kiosk:
         self.probing = False
         self.next_probe = 0.0
         self.printer_ok = True
+        self.watched: dict[str, tuple[Sale, float]] = {}  # ended sales a customer may still pay: (sale, until)
+        self.watch_in_flight = ""
+        self.next_watch = 0.0
         self.printing: Sale | None = None
         self.printing_copy = False
         self.print_queue: list[Sale] = []
@@ -146,6 +151,8 @@ class Kiosk:
             times.append(self.next_probe)
         if self.print_queue and not self.printing:
             times.append(self.next_print)
+        if self.watched and not self.watch_in_flight:
+            times.append(self.next_watch)
         return max(0.0, min(times, default=now + 60.0) - now)
 
     # ------------------------------------------------------------------ operator input
@@ -267,6 +274,9 @@ class Kiosk:
         ]
 
     def _on_ApiUnsure(self, event: ev.ApiUnsure) -> list[ev.Action]:
+        if event.reference == self.watch_in_flight:
+            self.watch_in_flight = ""  # try again at the next round
+            return []
         if not self._current(event.reference):
             return []
         self.in_flight = False
@@ -294,6 +304,8 @@ class Kiosk:
         return []
 
     def _on_Observed(self, event: ev.Observed) -> list[ev.Action]:
+        if event.reference == self.watch_in_flight:
+            return self._watched(event.observation)
         if not self._current(event.reference):
             return []
         self._answered()
@@ -425,12 +437,43 @@ class Kiosk:
             else:
                 actions.append(ev.Read(sale))
                 self.next_poll = now + self._poll_interval(now)
+        if self.watched and not self.watch_in_flight and now >= self.next_watch:
+            actions += self._watch_round(now)
         if not self.probing and now >= self.next_probe and (not self.online or not self.busy()):
             self.probing = True
             actions.append(ev.Probe())
         if self.print_queue and not self.printing and (self.printer_ok or now >= self.next_print):
             actions += self._print_next()
         return actions + self._view(now)
+
+    def _watch_round(self, now: float) -> list[ev.Action]:
+        """Read the oldest watched sale; forget those whose watch is over."""
+        self.watched = {ref: (sale, until) for ref, (sale, until) in self.watched.items() if until > now}
+        self.next_watch = now + self.timing.late_interval
+        if not self.watched:
+            return []
+        reference, (sale, _) = next(iter(self.watched.items()))
+        self.watched[reference] = self.watched.pop(reference)  # round robin
+        self.watch_in_flight = reference
+        return [ev.Read(sale)]
+
+    def _watched(self, obs: Observation) -> list[ev.Action]:
+        """A late look at an ended sale: money that arrived after the cancel is never lost."""
+        sale, _ = self.watched.get(self.watch_in_flight, (None, 0.0))
+        self.watch_in_flight = ""
+        if sale is None or not obs.approved:
+            return []
+        del self.watched[sale.reference]
+        if obs.phase is OrderPhase.CLOSED and obs.approved == sale.total:
+            approved = next((p for p in reversed(obs.payments) if p.status == "approved"), None)
+            sale = replace(sale, state=SaleState.PAID, paid_amount=obs.approved,
+                           payment_id=approved.id if approved else "", paid_at=obs.server_time or self.clock.time())
+            self.print_queue.append(sale)
+            late = f"paid after it ended ({sale.cancel_reason}): printing the receipt now"
+            return [ev.Journal(sale), ev.Sound(Beep.PAID), ev.Log(logging.ERROR, late, sale.reference)]
+        sale = replace(sale, state=SaleState.REVIEW)
+        return [ev.Journal(sale), ev.Log(logging.ERROR, f"{obs.approved} approved after the sale ended: needs review",
+                                         sale.reference)]
 
     def _poll_interval(self, now: float) -> float:
         t = self.timing
@@ -470,6 +513,11 @@ class Kiosk:
 
     def _finish(self, state: SaleState, kind: ScreenKind, log: ev.Log) -> list[ev.Action]:
         sale = replace(self.sale, state=state)
+        if state in (SaleState.CANCELLED, SaleState.EXPIRED) and self.scanned:  # the app may still pay it
+            now = self.clock.monotonic()
+            if not self.watched:
+                self.next_watch = now + self.timing.late_interval
+            self.watched[sale.reference] = (sale, now + self.timing.late_watch)
         self._show_result(kind, sale)
         self.sale = None
         self._next_from_backlog()
@@ -570,3 +618,4 @@ class Kiosk:
             self._leds = leds
             actions.append(ev.Leds(leds))
         return actions
+
