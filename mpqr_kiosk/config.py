@@ -13,6 +13,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from mpqr_kiosk.core.sites import SITES
+from mpqr_kiosk.loopback import is_loopback_host
 from mpqr_kiosk.mercadopago import emvco
 
 
@@ -269,7 +270,7 @@ def _safe_url(url: str) -> bool:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return True
-    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
 
 
 def _valid_payload(payload: str) -> bool:

@@ -1,6 +1,7 @@
 """Shared fixtures: the Mercado Pago emulator over real HTTP on loopback, and backends talking to it."""
 
 import os
+import time
 
 import pytest
 
@@ -38,3 +39,32 @@ def backend(request, emulator):
 @pytest.fixture
 def instore(emulator):
     return open_backend(mp_config(emulator, api="instore"), TOKEN, "Padaria Teste")
+
+
+def wait_for(condition, timeout: float = 3.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture
+def sources():
+    """Input sources a test started; each is stopped afterwards."""
+    started = []
+    yield started
+    for source in started:
+        source.stop()
+
+
+class SettableClock:
+    """A wall clock a test moves by hand (the emulator checks expiry against it)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 import zxingcpp
+from conftest import SettableClock
 from PIL import Image
 
 from mpqr_kiosk.emulator import Emulator, EmulatorServer, cli
@@ -27,16 +28,6 @@ USER = 123456789
 TOKEN = f"TEST-5555-082812-0a1b2c-{USER}"
 ORDERS = f"/instore/qr/seller/collectors/{USER}/pos/POS001/orders"
 STORE_ORDERS = f"/instore/qr/seller/collectors/{USER}/stores/STORE001/pos/POS001/orders"
-
-
-class Clock:
-    """A settable clock for the emulator (expiry is checked against it)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Api:
@@ -89,7 +80,7 @@ def order(ref: str = "K1-0001", total: float = 100.0, **extra) -> dict:
     return body
 
 
-def iso_in(clock: Clock, seconds: float) -> str:
+def iso_in(clock: SettableClock, seconds: float) -> str:
     return datetime.fromtimestamp(clock.now + seconds, timezone(timedelta(hours=-3))).isoformat(
         timespec="milliseconds"
     )
@@ -97,7 +88,7 @@ def iso_in(clock: Clock, seconds: float) -> str:
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return SettableClock()
 
 
 @pytest.fixture

@@ -1,24 +1,16 @@
 """The emulator's Orders API (``/v1/orders``, type qr, static mode) over real HTTP."""
 
 import re
-import time
 import uuid
 
 import pytest
 import requests
+from conftest import SettableClock
 
 from mpqr_kiosk.emulator import Emulator, EmulatorServer
 
 USER = 123456789
 TOKEN = f"TEST-5555-082812-0a1b2c-{USER}"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Api:
@@ -63,7 +55,7 @@ def order(ref: str = "K1-0001", amount: str = "50.00", **extra) -> dict:
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return SettableClock()
 
 
 @pytest.fixture

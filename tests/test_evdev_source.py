@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+from conftest import wait_for
 from evdev import InputEvent
 from evdev import ecodes as e
 from gpiozero.pins.mock import MockFactory
@@ -120,23 +121,6 @@ class Plug:
 
     def lister(self):
         return list(self.devices)
-
-
-def wait_for(condition, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-@pytest.fixture
-def sources():
-    started = []
-    yield started
-    for source in started:
-        source.stop()
 
 
 def start(sources, source):

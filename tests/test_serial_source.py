@@ -1,29 +1,12 @@
 import os
 import time
 
-import pytest
 import serial
+from conftest import wait_for
 
 from mpqr_kiosk.core.events import Scan
 from mpqr_kiosk.devices.input.hid import Refused
 from mpqr_kiosk.devices.input.serial_source import LineDecoder, SerialSource
-
-
-def wait_for(condition, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-@pytest.fixture
-def sources():
-    started = []
-    yield started
-    for source in started:
-        source.stop()
 
 
 def test_lines_end_with_cr_lf_or_both_and_blank_lines_are_skipped():

@@ -3,19 +3,11 @@ import os
 import time
 
 import pytest
+from conftest import wait_for
 
 from mpqr_kiosk.core.events import CLEAR, DELETE, ENTER, MULTIPLY, Key, Scan
 from mpqr_kiosk.devices.input.hid import Refused
 from mpqr_kiosk.devices.input.stdin_source import StdinSource, parse_line
-
-
-def wait_for(condition, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.mark.parametrize(

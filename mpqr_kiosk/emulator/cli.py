@@ -13,8 +13,9 @@ import requests
 
 from mpqr_kiosk import exits
 from mpqr_kiosk.core.sites import SITES
-from mpqr_kiosk.emulator.server import EmulatorServer, is_loopback_host
+from mpqr_kiosk.emulator.server import EmulatorServer
 from mpqr_kiosk.emulator.state import Emulator
+from mpqr_kiosk.loopback import is_loopback_host
 
 log = logging.getLogger(__name__)
 DEFAULT_URL = "http://127.0.0.1:8765"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from collections.abc import Callable
@@ -10,6 +9,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from mpqr_kiosk.loopback import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,7 @@ def is_loopback(url: str) -> bool:
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https"):
         return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 class Notifier:

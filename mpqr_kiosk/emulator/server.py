@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import socket
@@ -16,19 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 from mpqr_kiosk.emulator import api, errors
 from mpqr_kiosk.emulator.messages import Request, Response, json_response
 from mpqr_kiosk.emulator.state import Emulator
+from mpqr_kiosk.loopback import is_loopback_host
 
 log = logging.getLogger(__name__)
 SECRET_QUERY = re.compile(r"(access_token=)[^&\s\"]*")
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost`` or a loopback IP address."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _HTTPServer(ThreadingHTTPServer):
