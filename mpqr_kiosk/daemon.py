@@ -13,6 +13,7 @@ from mpqr_kiosk.catalog import CatalogError, load_catalog
 from mpqr_kiosk.control import Commands, ControlServer
 from mpqr_kiosk.core.model import LedPattern
 from mpqr_kiosk.core.sites import site
+from mpqr_kiosk.devices.leds import Leds
 from mpqr_kiosk.journal import JournalError
 from mpqr_kiosk.notify import notify, watchdog_interval
 from mpqr_kiosk.shell import Runtime
@@ -21,6 +22,7 @@ from mpqr_kiosk.token import load_token
 log = logging.getLogger(__name__)
 
 IDLE_STEP = 30.0  # the longest the loop sleeps when nothing is due and no watchdog is set
+FATAL_HOLD = 3.0  # seconds the red LED stays on before a refused start exits
 
 
 class Daemon:
@@ -35,17 +37,16 @@ class Daemon:
         self.status = ""
 
     def run(self) -> int:
+        config = None
         try:
             config = cfg.load(self.config_path)
             token = load_token(config.mercadopago, config.path)
             catalog = load_catalog(config.input.catalog, site(config.mercadopago.site))
+            self.runtime = build(config, token, catalog)
         except (cfg.ConfigError, CatalogError) as exc:
             log.critical("config invalid, not starting: %s", exc)
-            return exits.CONFIG
-        try:
-            self.runtime = build(config, token, catalog)
-        except cfg.ConfigError as exc:
-            log.critical("config invalid, not starting: %s", exc)
+            notify(f"STATUS=Config invalid: {exc}")
+            _show_fatal(config.leds if config else cfg.LedsConfig())
             return exits.CONFIG
         except JournalError as exc:
             log.critical("%s", exc)
@@ -138,6 +139,19 @@ class Daemon:
             finally:
                 self.runtime.stop()
         log.info("stopped")
+
+
+def _show_fatal(leds_config: cfg.LedsConfig) -> None:
+    """Red solid for a moment, so a person at the box sees why it will not start (the pins are released
+    when the process exits, so the LED cannot outlive it); the journal and ``check`` say the rest."""
+    try:
+        leds = Leds(leds_config)
+    except Exception as exc:  # noqa: BLE001 - no LEDs must not hide the config error
+        log.warning("cannot light the fatal LED: %s", exc)
+        return
+    leds.show(LedPattern.FATAL)
+    time.sleep(FATAL_HOLD)
+    leds.close()
 
 
 def run(config_path: str) -> int:

@@ -230,3 +230,20 @@ def test_a_device_the_library_refuses_is_a_config_error(tmp_path, emulator, caps
     done = subprocess.run([sys.executable, "-m", "mpqr_kiosk", "--config", path, "run"], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"})
     assert done.returncode == 3 and "[display]" in done.stderr and "ssd9999" in done.stderr
+
+
+def test_a_refused_start_lights_red_solid_then_exits_3(tmp_path, emulator, monkeypatch):
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from mpqr_kiosk import daemon
+
+    path = write_config(tmp_path, emulator)
+    (tmp_path / "catalog.csv").write_text("code,title,unit price,sku\n1,Café,-3.00,C\n", encoding="utf-8")
+    monkeypatch.setattr(daemon, "FATAL_HOLD", 0.05)
+    monkeypatch.setattr(Device, "pin_factory", MockFactory())
+    assert daemon.run(path) == 3
+    red = Device.pin_factory.pin(config.LedsConfig().red)
+    assert True in [bool(s.state) for s in red.states]  # it was lit, steadily (no blink thread)
+    green = Device.pin_factory.pin(config.LedsConfig().green)
+    assert not any(bool(s.state) for s in green.states)
