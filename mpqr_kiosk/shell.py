@@ -68,7 +68,12 @@ class Worker:
 
     def _run(self) -> None:
         while (job := self.jobs.get()) is not None:
-            self.post(job())
+            try:
+                result = job()
+            except Exception:  # a job's own bug must not stop the worker every later job needs
+                log.exception("%s: a job failed", self.thread.name)
+                continue
+            self.post(result)
 
     def stop(self, timeout: float = 5.0) -> None:
         self.jobs.put(None)

@@ -249,3 +249,22 @@ def test_importing_escpos_through_the_port_leaves_logging_and_tmp_alone(tmp_path
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", str(tmp_path / "escpos")]
     assert any(p.name.endswith(".capabilities.pickle") for p in (tmp_path / "escpos").iterdir())
+
+
+def test_a_printer_that_never_answers_status_is_not_asked_again() -> None:
+    from fakeprinter import FakePrinter
+
+    from mpqr_kiosk.config import PrinterConfig
+
+    fake = FakePrinter().up()
+    fake.answers_left = 0  # prints, but never replies to DLE EOT
+    try:
+        printer = open_printer(PrinterConfig(connection="network", host="127.0.0.1", port=fake.port), timeout=0.3)
+        assert printer.status() == PrinterStatus(online=None, paper="unknown")  # waited for the silence once
+        queries = fake.count(b"\x10\x04")
+        assert queries == 2
+        assert printer.status() == PrinterStatus(online=None, paper="unknown")
+        assert fake.count(b"\x10\x04") == queries  # not asked again: no more waiting on every receipt
+        printer.close()
+    finally:
+        fake.down()

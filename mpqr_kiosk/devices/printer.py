@@ -117,6 +117,7 @@ class EscposPrinter:
         self._name = name
         self._timeout = timeout
         self._open = False
+        self._silent = False  # the printer never answered a status query: stop asking (each wait is `timeout`)
         self._lock = threading.Lock()
 
     def print(self, receipt: Receipt) -> None:
@@ -138,9 +139,12 @@ class EscposPrinter:
         with self._lock:
             try:
                 self._connect()
-                if type(self._printer)._read is Escpos._read:
+                if self._silent or type(self._printer)._read is Escpos._read:
                     return UNKNOWN  # write-only transport (file, dummy): a query would only add bytes
                 online, paper = (_valid(self._query(q)) for q in (RT_STATUS_ONLINE, RT_STATUS_PAPER))
+                if online is None and paper is None:
+                    self._silent = True
+                    log.info("printer %s does not answer status queries: paper checks are off", self._name)
             except _ERRORS as exc:
                 self._disconnect()
                 log.warning("printer %s status: %s", self._name, _describe(exc))
