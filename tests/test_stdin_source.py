@@ -1,3 +1,4 @@
+import contextlib
 import io
 import os
 import time
@@ -47,45 +48,43 @@ def test_reads_a_text_stream_in_order_and_turns_unhealthy_at_its_end():
     assert refused == [Refused("code longer than 64 characters")]
 
 
-def test_a_descriptor_stream_joins_partial_lines_refuses_bad_bytes_and_stops_while_blocked():
+@pytest.fixture
+def piped():
+    """A started StdinSource reading a real pipe: (source, write end, keys and scans, refusals)."""
     r, w = os.pipe()
     stream = open(r, encoding="utf-8")
     got, refused = [], []
     source = StdinSource(got.append, stream=stream, on_refused=refused.append)
-    try:
-        source.start()
-        os.write(w, b"3")
-        os.write(w, b"*\nABC")
-        os.write(w, b"-9\n\xff\xfe\n")
-        assert wait_for(lambda: len(got) == 3 and refused)
-        assert got == [Key("3"), Key(MULTIPLY), Scan("ABC-9")]
-        assert refused == [Refused("line is not UTF-8 text")]
-        assert source.healthy
-        source.stop()  # nothing more is written: the read is waiting, stop must not hang
-        assert not source.healthy
-        os.write(w, b"7\n")
-        time.sleep(0.3)
-        assert got == [Key("3"), Key(MULTIPLY), Scan("ABC-9")]  # a stopped source reads no more
-    finally:
-        source.stop()
-        stream.close()
+    source.start()
+    yield source, w, got, refused
+    source.stop()
+    stream.close()
+    with contextlib.suppress(OSError):
         os.close(w)
 
 
-def test_an_overlong_descriptor_line_is_refused_once_and_its_tail_is_not_a_scan():
-    r, w = os.pipe()
-    stream = open(r, encoding="utf-8")
-    got, refused = [], []
-    source = StdinSource(got.append, stream=stream, on_refused=refused.append)
-    try:
-        source.start()
-        os.write(w, b"A" * 5000)
-        assert wait_for(lambda: refused == [Refused("line too long")])
-        os.write(w, b"B" * 3000 + b"\nOK\n")
-        os.close(w)
-        assert wait_for(lambda: not source.healthy)
-        assert refused == [Refused("line too long")]
-        assert got == [Scan("OK")]
-    finally:
-        source.stop()
-        stream.close()
+def test_a_descriptor_stream_joins_partial_lines_refuses_bad_bytes_and_stops_while_blocked(piped):
+    source, w, got, refused = piped
+    os.write(w, b"3")
+    os.write(w, b"*\nABC")
+    os.write(w, b"-9\n\xff\xfe\n")
+    assert wait_for(lambda: len(got) == 3 and refused)
+    assert got == [Key("3"), Key(MULTIPLY), Scan("ABC-9")]
+    assert refused == [Refused("line is not UTF-8 text")]
+    assert source.healthy
+    source.stop()  # nothing more is written: the read is waiting, stop must not hang
+    assert not source.healthy
+    os.write(w, b"7\n")
+    time.sleep(0.3)
+    assert got == [Key("3"), Key(MULTIPLY), Scan("ABC-9")]  # a stopped source reads no more
+
+
+def test_an_overlong_descriptor_line_is_refused_once_and_its_tail_is_not_a_scan(piped):
+    source, w, got, refused = piped
+    os.write(w, b"A" * 5000)
+    assert wait_for(lambda: refused == [Refused("line too long")])
+    os.write(w, b"B" * 3000 + b"\nOK\n")
+    os.close(w)
+    assert wait_for(lambda: not source.healthy)
+    assert refused == [Refused("line too long")]
+    assert got == [Scan("OK")]

@@ -91,12 +91,7 @@ class OrdersApi:
         """``POST /v1/orders/{id}/cancel``: only a created order; 409 ``cannot_cancel_order`` otherwise."""
         with self.lock:
             order = self._v1_get(user_id, order_id)
-            if order.data["status"] != "created":
-                raise errors.orders(
-                    409,
-                    "cannot_cancel_order",
-                    f"An order in status {order.data['status']} cannot be canceled.",
-                )
+            _require(order, "created", "cancel")
             self._end_v1(order, "canceled", "canceled_by_api")
             return copy.deepcopy(order.data)
 
@@ -104,12 +99,7 @@ class OrdersApi:
         """``POST /v1/orders/{id}/refund``: total without a body, partial with ``transactions``."""
         with self.lock:
             order = self._v1_get(user_id, order_id)
-            if order.data["status"] != "processed":
-                raise errors.orders(
-                    409,
-                    "cannot_refund_order",
-                    f"An order in status {order.data['status']} cannot be refunded.",
-                )
+            _require(order, "processed", "refund")
             payment = order.data["transactions"]["payments"][0]
             amount = self._refund_amount(order, payment["id"], body)
             if amount > order.paid - order.refunded:
@@ -186,3 +176,10 @@ class OrdersApi:
         if order.pos is not None and order.pos.slot is order:
             order.pos.slot = None
         order.pos = None
+
+
+def _require(order: V1Order, status: str, verb: str) -> None:
+    """409 ``cannot_<verb>_order`` unless the order is in ``status`` (the Orders API's state machine)."""
+    if order.data["status"] != status:
+        message = f"An order in status {order.data['status']} cannot be {verb}ed."
+        raise errors.orders(409, f"cannot_{verb}_order", message)
