@@ -1,28 +1,39 @@
-"""Builds a runnable kiosk from a config: the adapters it names, the backend, the journal and the core.
-The daemon, the demo and the tests all assemble the kiosk here, so they run the same code."""
+"""The one place that turns a config into adapters, with plain arguments: the devices, the backend, the
+journal and the core. The daemon, the demo, ``check``, ``preview`` and the tests all assemble here, so they
+run the same code."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict
 
-from mpqr_kiosk.catalog import Catalog
-from mpqr_kiosk.config import Config, ConfigError
-from mpqr_kiosk.core.events import BadScan
-from mpqr_kiosk.core.kiosk import Kiosk, Timing
-from mpqr_kiosk.core.model import Shop
-from mpqr_kiosk.core.sites import site
+from gpiozero.pins import Factory
+
+from mpqr_kiosk.config import Config, ConfigError, DisplayConfig, MercadoPagoConfig, PrinterConfig
+from mpqr_kiosk.core.events import BadScan, Key, Scan
+from mpqr_kiosk.core.kiosk import Kiosk
+from mpqr_kiosk.core.model import Item, Shop
+from mpqr_kiosk.core.sites import Site, site
+from mpqr_kiosk.core.timing import Clock, Timing
 from mpqr_kiosk.devices.display import open_display
-from mpqr_kiosk.devices.input import open_inputs
+from mpqr_kiosk.devices.input import Refused, open_inputs
 from mpqr_kiosk.devices.leds import Leds
 from mpqr_kiosk.devices.printer import open_printer
 from mpqr_kiosk.journal import Journal
 from mpqr_kiosk.logsetup import add_secret
-from mpqr_kiosk.mercadopago.backend import open_backend
+from mpqr_kiosk.mercadopago.http import HttpClient
+from mpqr_kiosk.mercadopago.instore import InstoreBackend
+from mpqr_kiosk.mercadopago.orders import OrdersBackend
+from mpqr_kiosk.mercadopago.seller import Seller
+from mpqr_kiosk.ports import Backend, Display, InputSource, Printer
 from mpqr_kiosk.shell import Devices, Runtime, SystemClock
 
+BACKENDS = {"instore": InstoreBackend, "orders": OrdersBackend}
 
-def new_ids(pos: str):
+
+def new_ids(pos: str) -> Callable[[], tuple[str, str]]:
     """A fresh ``external_reference`` and idempotency key per attempt: random, no personal data."""
 
     def make() -> tuple[str, str]:
@@ -42,27 +53,57 @@ def timing_of(config: Config) -> Timing:
     return Timing(ttl=mp.order_ttl, poll_interval=mp.poll_interval)
 
 
-def build(config: Config, token: str, catalog: Catalog, clock=None, pin_factory=None) -> Runtime:
+def backend_of(mp: MercadoPagoConfig, token: str, shop_name: str) -> Backend:
+    """The backend ``[mercadopago] api`` names, talking to ``api_base`` with ``token``."""
+    seller = Seller(mp.user_id, mp.external_store_id, mp.external_pos_id, site(mp.site), mp.notification_url,
+                    shop_name)
+    return BACKENDS[mp.api](HttpClient(mp.api_base, token), seller)
+
+
+def display_of(cfg: DisplayConfig, the_site: Site, qr_payload: str, **overrides) -> Display:
+    """The ``[display]`` the config asks for (``overrides`` replace keys, e.g. ``driver="png"``)."""
+    return open_display(site=the_site, qr_payload=qr_payload, **{**asdict(cfg), **overrides})
+
+
+def printer_of(cfg: PrinterConfig, timeout: float = 5.0) -> Printer:
+    return open_printer(timeout=timeout, **asdict(cfg))
+
+
+def build(config: Config, token: str, catalog: Mapping[str, Item], clock: Clock | None = None,
+          pin_factory: Factory | None = None) -> Runtime:
     """The whole kiosk, ready for ``Runtime.start()``."""
     add_secret(token)
     mp = config.mercadopago
     the_site = site(mp.site)
-    kiosk = Kiosk(the_site, catalog.lookup, clock or SystemClock(), new_ids(mp.external_pos_id), timing_of(config))
-    with _section(config, "display"):
-        display = open_display(config.display, the_site, mp.qr_payload)
-    with _section(config, "printer"):
-        printer = open_printer(config.printer)
-    devices = Devices(display=display, printer=printer, leds=Leds(config.leds, pin_factory=pin_factory))
-    runtime = Runtime(kiosk, open_backend(mp, token, config.shop.name), Journal(config.state.dir), devices,
-                      shop_of(config))
-    with _section(config, "input"):
-        devices.inputs = open_inputs(config.input, runtime.post, pin_factory=pin_factory,
-                                     on_refused=lambda refused: runtime.post(BadScan(refused.reason)))
+    kiosk = Kiosk(the_site, catalog, clock or SystemClock(), new_ids(mp.external_pos_id), timing_of(config))
+    with section(config, "display"):
+        display = display_of(config.display, the_site, mp.qr_payload)
+    with section(config, "printer"):
+        printer = printer_of(config.printer)
+    leds = config.leds
+    devices = Devices(display=display, printer=printer,
+                      leds=Leds(leds.green, leds.yellow, leds.red, leds.buzzer, pin_factory=pin_factory))
+    runtime = Runtime(kiosk, backend_of(mp, token, config.shop.name), Journal(config.state.dir), devices,
+                      shop_of(config), the_site)
+    with section(config, "input"):
+        devices.inputs = inputs_of(config, runtime.post, pin_factory)
     return runtime
 
 
+def inputs_of(config: Config, post: Callable[[Key | Scan | BadScan], None],
+              pin_factory: Factory | None = None) -> list[InputSource]:
+    """The ``[input] devices``, posting keys and scans (and refused codes, for a beep) to ``post``."""
+    cfg = config.input
+
+    def refused(code: Refused) -> None:
+        post(BadScan(code.reason))
+
+    return open_inputs(cfg.devices, post, keymap=cfg.keymap, keypad_rows=cfg.keypad_rows,
+                       keypad_cols=cfg.keypad_cols, pin_factory=pin_factory, on_refused=refused)
+
+
 @contextmanager
-def _section(config: Config, name: str):
+def section(config: Config, name: str) -> Iterator[None]:
     """A device the config names but the library refuses is a config error of that section (exit 3)."""
     try:
         yield

@@ -7,13 +7,11 @@ import sys
 from pathlib import Path
 
 from mpqr_kiosk import config as cfg
-from mpqr_kiosk import exits
+from mpqr_kiosk import emvco, exits
+from mpqr_kiosk.assemble import display_of, printer_of
 from mpqr_kiosk.catalog import CatalogError, load_catalog
 from mpqr_kiosk.core.model import Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
-from mpqr_kiosk.devices.display import open_display
-from mpqr_kiosk.devices.printer import open_printer
-from mpqr_kiosk.mercadopago import emvco
 from mpqr_kiosk.mercadopago.errors import ApiError
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.mercadopago.provision import find_pos, static_payload
@@ -139,7 +137,7 @@ def _check_display(config: cfg.Config, report: Report) -> None:
             report.ok("display", f"{d.driver} {d.width}x{d.height}: QR at {fit.px_per_module} px/module")
     if d.driver != "png":
         try:
-            display = open_display(d, site(config.mercadopago.site), payload)
+            display = display_of(d, site(config.mercadopago.site), payload)
         except ValueError as exc:
             report.fail("display", str(exc))
             return
@@ -159,7 +157,7 @@ def _check_printer(config: cfg.Config, report: Report) -> None:
         report.warn("printer", f"connection = \"{p.connection}\": receipts are not printed")
         return
     try:
-        printer = open_printer(p)
+        printer = printer_of(p)
     except ValueError as exc:
         report.fail("printer", str(exc))
         return

@@ -12,9 +12,9 @@ import tomllib
 import urllib.parse
 from dataclasses import dataclass, field
 
+from mpqr_kiosk import emvco
 from mpqr_kiosk.core.sites import SITES
 from mpqr_kiosk.loopback import is_loopback_host
-from mpqr_kiosk.mercadopago import emvco
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from typing import Any
 
 from mpqr_kiosk import __version__
 from mpqr_kiosk.core import events as ev
-from mpqr_kiosk.core.model import Sale, SaleState, Screen
+from mpqr_kiosk.core.kiosk import Status
+from mpqr_kiosk.core.model import Sale
 from mpqr_kiosk.core.sites import Site
-from mpqr_kiosk.mercadopago.errors import ApiError
 from mpqr_kiosk.shell import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ REFUND_TIMEOUT = 40.0
 
 
 class Commands:
-    """What each control command does to the running kiosk."""
+    """What each control command does: it reads the core's latest ``Status``, or asks the core with an event
+    and answers with the core's ``Reply``."""
 
     def __init__(self, runtime: Runtime, api: str):
         self.runtime = runtime
@@ -51,46 +52,34 @@ class Commands:
             return {"ok": False, "error": str(exc)}
 
     def do_status(self, request: dict) -> dict:
-        return self.runtime.call(self._status)
-
-    def _status(self) -> dict:
-        rt, kiosk = self.runtime, self.runtime.kiosk
-        devices = rt.devices
-        sale = kiosk.sale
-        screen = kiosk.screen()
+        rt = self.runtime
+        status, devices = rt.status, rt.devices
         return {
             "ok": True,
             "version": __version__,
             "api": self.api,
-            "site": kiosk.site.id,
-            "screen": screen.kind.value,
-            "online": kiosk.online,
-            "sale": _describe(sale, kiosk.site, screen) if sale else None,
-            "reconciling": [s.reference for s in kiosk.backlog],
-            "print_queue": [s.reference for s in [*([kiosk.printing] if kiosk.printing else []), *kiosk.print_queue]],
+            "site": rt.site.id,
+            "screen": status.view.screen.kind.value,
+            "online": status.online,
+            "sale": _describe(status, rt.site) if status.sale else None,
+            "reconciling": list(status.reconciling),
+            "print_queue": list(status.print_queue),
             "devices": {
                 "display": {"healthy": bool(getattr(devices.display, "healthy", True))},
-                "printer": {"ok": kiosk.printer_ok},
+                "printer": {"ok": status.printer_ok},
                 "inputs": [{"name": s.name, "healthy": s.healthy} for s in devices.inputs],
             },
             "last_errors": list(rt.last_errors),
         }
 
     def do_sale(self, request: dict) -> dict:
-        amount = self.runtime.kiosk.site.parse(str(request.get("amount", "")))
+        amount = self.runtime.site.parse(str(request.get("amount", "")))
         if amount <= 0:
             raise ValueError("the amount must be more than zero")
-
-        def start() -> dict:
-            kiosk = self.runtime.kiosk
-            before = kiosk.sale
-            self.runtime.dispatch(kiosk.handle(ev.ChargeRequested(amount)))
-            if kiosk.sale is None or kiosk.sale is before:
-                reason = "offline" if not kiosk.online else "a sale is in progress or the operator is keying one"
-                return {"ok": False, "error": f"sale refused: {reason}"}
-            return {"ok": True, "reference": kiosk.sale.reference, "total": kiosk.site.format(amount)}
-
-        return self.runtime.call(start)
+        reply = self.runtime.ask(lambda request_id: ev.ChargeRequested(amount, request_id))
+        if not reply.ok:
+            return {"ok": False, "error": f"sale refused: {reply.reason}"}
+        return {"ok": True, "reference": reply.reference, "total": self.runtime.site.format(amount)}
 
     def do_hint(self, request: dict) -> dict:
         """A notification from Mercado Pago reached the box (e.g. forwarded by a webhook relay): read now."""
@@ -98,61 +87,45 @@ class Commands:
         return {"ok": True}
 
     def do_cancel(self, request: dict) -> dict:
-        def cancel() -> dict:
-            kiosk = self.runtime.kiosk
-            if not kiosk.sale or kiosk.sale.state not in (SaleState.PUSHING, SaleState.WAITING):
-                return {"ok": False, "error": "no sale is waiting for payment"}
-            reference = kiosk.sale.reference
-            self.runtime.dispatch(kiosk.handle(ev.CancelRequested()))
-            return {"ok": True, "reference": reference, "note": "cancel requested; a payment that raced it still wins"}
+        reply = self.runtime.ask(ev.CancelRequested)
+        if not reply.ok:
+            return {"ok": False, "error": reply.reason}
+        return {"ok": True, "reference": reply.reference,
+                "note": "cancel requested; a payment that raced it still wins"}
 
-        return self.runtime.call(cancel)
-
-    def _paid_sale(self, reference: str | None) -> Sale:
+    def _sale(self, reference: str | None) -> Sale:
         journal = self.runtime.journal
         sale = journal.get(reference) if reference else journal.last_paid()
         if sale is None:
             raise LookupError(f"no sale {reference!r} in the journal" if reference else "no paid sale yet")
-        if sale.state is not SaleState.PAID:
-            raise ValueError(f"sale {sale.reference} is {sale.state}, not paid")
         return sale
 
     def do_reprint(self, request: dict) -> dict:
-        sale = self._paid_sale(request.get("reference"))
-        self.runtime.call(lambda: self.runtime.dispatch(self.runtime.kiosk.reprint(sale)))
+        sale = self._sale(request.get("reference"))
+        reply = self.runtime.ask(lambda request_id: ev.ReprintRequested(sale, request_id))
+        if not reply.ok:
+            return {"ok": False, "error": reply.reason}
         return {"ok": True, "reference": sale.reference, "note": "a COPY is queued for the printer"}
 
     def do_refund(self, request: dict) -> dict:
         reference = request.get("reference")
         if not reference:
             raise ValueError("refund needs the sale's reference")
-        sale = self._paid_sale(reference)
-        done: queue.Queue[dict] = queue.Queue(maxsize=1)
-
-        def job():
-            try:
-                self.runtime.backend.refund(sale)
-            except ApiError as exc:
-                log.error("sale %s: refund failed: %s", sale.reference, exc)
-                failure = {"ok": False, "error": f"refund failed: {exc}"}
-                return lambda: done.put(failure)
-
-            def record() -> None:
-                self.runtime.dispatch(self.runtime.kiosk.refunded(self.runtime.journal.get(sale.reference) or sale))
-                done.put({"ok": True, "reference": sale.reference})
-
-            return record
-
-        self.runtime.api.submit(job)
-        return done.get(timeout=REFUND_TIMEOUT)
+        sale = self._sale(reference)
+        reply = self.runtime.ask(lambda request_id: ev.RefundRequested(sale, request_id), timeout=REFUND_TIMEOUT)
+        if not reply.ok:
+            return {"ok": False, "error": reply.reason}
+        return {"ok": True, "reference": sale.reference}
 
 
-def _describe(sale: Sale, site: Site, screen: Screen) -> dict:
+def _describe(status: Status, site: Site) -> dict:
+    sale = status.sale
+    assert sale is not None
     return {
         "reference": sale.reference,
         "state": sale.state.value,
         "total": site.format(sale.total),
-        "seconds_left": screen.seconds_left,
+        "seconds_left": status.seconds_left,
         "rejected_payments": sale.rejected_payments,
         "order_id": sale.order_id,
     }

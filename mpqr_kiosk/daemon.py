@@ -11,6 +11,7 @@ from mpqr_kiosk import exits
 from mpqr_kiosk.assemble import build, shop_of, timing_of
 from mpqr_kiosk.catalog import CatalogError, load_catalog
 from mpqr_kiosk.control import Commands, ControlServer
+from mpqr_kiosk.core.events import Reconfigure, Tick
 from mpqr_kiosk.core.model import LedPattern
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.devices.leds import Leds
@@ -87,24 +88,24 @@ class Daemon:
                 notify("STATUS=" + line)
 
     def _status_line(self) -> str:
-        kiosk = self.runtime.kiosk
-        if kiosk.sale:
-            sale = kiosk.sale
-            return f"Sale {sale.reference}: {sale.state}, {kiosk.site.format(sale.total)}"
-        if kiosk.backlog:
-            return f"Reconciling {len(kiosk.backlog)} sale(s) from before the restart"
-        parts = ["Ready" if kiosk.online else "Offline: no QR sales until the API answers"]
-        if not kiosk.printer_ok:
-            parts.append(f"printer problem, {len(kiosk.print_queue)} receipt(s) queued")
+        status, the_site = self.runtime.status, self.runtime.site
+        if status.sale:
+            sale = status.sale
+            return f"Sale {sale.reference}: {sale.state}, {the_site.format(sale.total)}"
+        if status.reconciling:
+            return f"Reconciling {len(status.reconciling)} sale(s) from before the restart"
+        parts = ["Ready" if status.online else "Offline: no QR sales until the API answers"]
+        if not status.printer_ok:
+            parts.append(f"printer problem, {len(status.print_queue)} receipt(s) queued")
         return "; ".join(parts)
 
     def _on_stop(self, signum, frame) -> None:
         self.stopping = True
-        self.runtime.post(lambda: None)  # wake the loop
+        self.runtime.post(Tick())  # wake the loop
 
     def _on_reload(self, signum, frame) -> None:
         self.reload_requested = True
-        self.runtime.post(lambda: None)
+        self.runtime.post(Tick())
 
     def _reload(self) -> None:
         """SIGHUP: re-read the config and the catalog; a waiting sale carries on untouched."""
@@ -115,13 +116,11 @@ class Daemon:
         except (cfg.ConfigError, CatalogError) as exc:
             log.error("reload refused, keeping the running config: %s", exc)
         else:
-            kiosk = self.runtime.kiosk
             live = ("order_ttl", "poll_interval")
             if any(getattr(config.mercadopago, k) != getattr(self.config.mercadopago, k)
                    for k in vars(config.mercadopago) if k not in live):
                 log.warning("reload: [mercadopago] changed beyond order_ttl/poll_interval; restart to apply it")
-            kiosk.lookup = catalog.lookup
-            kiosk.timing = timing_of(config)
+            self.runtime.post(Reconfigure(timing_of(config), catalog))
             self.runtime.shop = shop_of(config)
             for section in ("display", "printer", "leds", "input", "state", "control"):
                 if getattr(config, section) != getattr(self.config, section):
@@ -141,11 +140,11 @@ class Daemon:
         log.info("stopped")
 
 
-def _show_fatal(leds_config: cfg.LedsConfig) -> None:
+def _show_fatal(pins: cfg.LedsConfig) -> None:
     """Red solid for a moment, so a person at the box sees why it will not start (the pins are released
     when the process exits, so the LED cannot outlive it); the journal and ``check`` say the rest."""
     try:
-        leds = Leds(leds_config)
+        leds = Leds(pins.green, pins.yellow, pins.red, pins.buzzer)
     except Exception as exc:  # noqa: BLE001 - no LEDs must not hide the config error
         log.warning("cannot light the fatal LED: %s", exc)
         return

@@ -21,7 +21,7 @@ from mpqr_kiosk import exits
 from mpqr_kiosk.assemble import build, shop_of
 from mpqr_kiosk.catalog import load_catalog
 from mpqr_kiosk.core import events as ev
-from mpqr_kiosk.core.model import ReceiptState, SaleState
+from mpqr_kiosk.core.model import ReceiptState, SaleState, ScreenKind
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.emulator.server import EmulatorServer
 from mpqr_kiosk.emulator.state import Emulator
@@ -29,6 +29,7 @@ from mpqr_kiosk.logsetup import setup
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.mercadopago.provision import find_pos, static_payload
 from mpqr_kiosk.receipt import build_receipt, render_png
+from mpqr_kiosk.shell import Runtime
 
 DEMO_USER = 123456789
 DEMO_TOKEN = f"TEST-DEMO-{DEMO_USER}"  # the emulator takes the user id from the token's tail
@@ -90,10 +91,9 @@ def _sale(out: Path, the_site, lang: str, url: str, emulator: Emulator, say: Nar
         "state": {"dir": str(out / "state")},
     }, "<demo>")
     runtime = build(config, DEMO_TOKEN, load_catalog(config.input.catalog, the_site))
-    kiosk = runtime.kiosk
     try:
         runtime.start()
-        _expect(runtime.run_until(lambda: kiosk.online, STEP_TIMEOUT), "the emulator never answered")
+        _expect(runtime.run_until(lambda: runtime.status.online, STEP_TIMEOUT), "the emulator never answered")
         say("kiosk is READY (journal open, display, printer and LEDs up, API reachable)")
 
         (code1, title1, _), (code2, title2, _) = CATALOG[lang]
@@ -105,18 +105,19 @@ def _sale(out: Path, the_site, lang: str, url: str, emulator: Emulator, say: Nar
                 runtime.post(event)
             runtime.run_until(lambda: runtime.events.empty(), STEP_TIMEOUT)
             say(text)
-        sale = kiosk.sale
+        sale = runtime.status.sale
         _expect(sale is not None, "the sale did not start")
         say(f"sale {sale.reference} journaled, total {the_site.format(sale.total)}; pushing to POS001")
-        _expect(runtime.run_until(lambda: kiosk.sale and kiosk.sale.state is SaleState.WAITING, STEP_TIMEOUT),
+        _expect(runtime.run_until(lambda: _live_state(runtime) is SaleState.WAITING, STEP_TIMEOUT),
                 "the order never reached the POS")
         say("order is on the POS: display shows the QR, the total and the countdown; yellow LED blinks")
 
         emulator.scan("POS001")
-        _expect(runtime.run_until(lambda: kiosk.scanned, STEP_TIMEOUT), "the scan was not seen")
+        _expect(runtime.run_until(lambda: _screen(runtime) is ScreenKind.CUSTOMER_PAYING, STEP_TIMEOUT),
+                "the scan was not seen")
         say("customer scanned the QR: display says the customer is paying")
         emulator.pay("POS001", "rejected")
-        _expect(runtime.run_until(lambda: kiosk.rejected_seen >= 1, STEP_TIMEOUT), "the rejection was not seen")
+        _expect(runtime.run_until(lambda: _rejections(runtime) >= 1, STEP_TIMEOUT), "the rejection was not seen")
         say("payment REJECTED: the order stays on the POS, the customer may try again")
         emulator.pay("POS001", "approved")
         reference = sale.reference
@@ -137,7 +138,21 @@ def _sale(out: Path, the_site, lang: str, url: str, emulator: Emulator, say: Nar
     return exits.OK
 
 
-def _printed(runtime, reference: str) -> bool:
+def _live_state(runtime: Runtime) -> SaleState | None:
+    sale = runtime.status.sale
+    return sale.state if sale else None
+
+
+def _screen(runtime: Runtime) -> ScreenKind:
+    return runtime.status.view.screen.kind
+
+
+def _rejections(runtime: Runtime) -> int:
+    sale = runtime.status.sale
+    return sale.rejected_payments if sale else 0
+
+
+def _printed(runtime: Runtime, reference: str) -> bool:
     sale = runtime.journal.get(reference)
     return sale is not None and sale.state is SaleState.PAID and sale.receipt is ReceiptState.PRINTED
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from mpqr_kiosk.core.model import Item, ReceiptState, Sale, SaleState
+from mpqr_kiosk.core.model import CancelReason, Item, ReceiptState, Sale, SaleState
 
 FILE_NAME = "sales.sqlite3"
 
@@ -145,6 +145,7 @@ class Journal:
             data = dict(zip(_COLUMNS, row, strict=True))
             data["items"] = tuple(Item(**item) for item in json.loads(data["items"]))
             data["state"], data["receipt"] = SaleState(data["state"]), ReceiptState(data["receipt"])
+            data["cancel_reason"] = CancelReason(data["cancel_reason"])
             sales.append(Sale(**data))
         return sales
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from mpqr_kiosk import config as cfg
-from mpqr_kiosk import exits
-from mpqr_kiosk.assemble import shop_of
-from mpqr_kiosk.core.kiosk import KEYED_TITLE
+from mpqr_kiosk import emvco, exits
+from mpqr_kiosk.assemble import display_of, shop_of
+from mpqr_kiosk.core.entry import KEYED_TITLE
 from mpqr_kiosk.core.model import Item, ReceiptState, Sale, SaleState, Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
-from mpqr_kiosk.devices.display import open_display
-from mpqr_kiosk.mercadopago import emvco
 from mpqr_kiosk.receipt import build_receipt, render_png
 
 SAMPLE_POS_ID = 1043915
@@ -47,7 +44,7 @@ def run(config_path: str, out: Path) -> int:
     payload = config.mercadopago.qr_payload or emvco.build_static(SAMPLE_POS_ID, the_site, config.shop.name, "CIDADE")
     out.mkdir(parents=True, exist_ok=True)
     frames = out / "screens"
-    display = open_display(replace(config.display, driver="png", png_dir=str(frames)), the_site, payload)
+    display = display_of(config.display, the_site, payload, driver="png", png_dir=str(frames))
     screens = sample_screens(the_site.language)
     for screen in screens:
         display.show(screen)

@@ -15,7 +15,7 @@ from importlib.resources import files
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
-from mpqr_kiosk.core.model import Screen, ScreenKind
+from mpqr_kiosk.core.model import Notice, Screen, ScreenKind
 from mpqr_kiosk.core.sites import Site
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,9 @@ def phrases(site: Site) -> dict[str, str]:
     return PHRASES["pt" if site.language == "pt" else "es"]
 
 
-def notice_text(notice: str, t: dict[str, str]) -> str:
-    """The core's notices are keys (``offline``, ``refused``, ``unknown_code:<code>``); say them in words."""
-    key, _, detail = notice.partition(":")
-    return f"{t[key]} {detail}".strip() if key in t else notice
+def notice_text(notice: Notice, t: dict[str, str]) -> str:
+    """A core notice in words: its phrase, then its detail (an unknown code)."""
+    return f"{t[notice.kind.value]} {notice.detail}".strip()
 
 
 @lru_cache(maxsize=32)

@@ -11,18 +11,19 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from mpqr_kiosk.core import actions as act
 from mpqr_kiosk.core import events as ev
-from mpqr_kiosk.core.kiosk import Kiosk
-from mpqr_kiosk.core.model import Observation, OrderPhase, Shop
-from mpqr_kiosk.devices.printer import PrinterError
+from mpqr_kiosk.core.kiosk import Kiosk, Status
+from mpqr_kiosk.core.model import Observation, OrderPhase, Sale, Shop
+from mpqr_kiosk.core.sites import Site
 from mpqr_kiosk.journal import Journal
-from mpqr_kiosk.mercadopago.backend import Backend
 from mpqr_kiosk.mercadopago.errors import ApiError
+from mpqr_kiosk.ports import Backend, Display, Indicators, InputSource, Printer, PrinterError
 from mpqr_kiosk.receipt import build_receipt
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,10 @@ class SystemClock:
 class Devices:
     """The adapters behind each port (real or fake, as the config chose)."""
 
-    display: Any
-    printer: Any
-    leds: Any
-    inputs: list = field(default_factory=list)
+    display: Display
+    printer: Printer
+    leds: Indicators
+    inputs: list[InputSource] = field(default_factory=list)
 
     def close(self) -> None:
         for source in self.inputs:
@@ -80,27 +81,35 @@ class Worker:
         self.thread.join(timeout)
 
 
-def api_job(backend: Backend, action: ev.Action) -> ev.Event:
+def api_job(backend: Backend, action: act.ApiRequest | act.Probe | act.Refund) -> ev.Event:
     """Carry out one API action; turn the answer or the error into the event the core expects."""
-    if isinstance(action, ev.Probe):
+    if isinstance(action, act.Probe):
         try:
             backend.probe()
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the API is not usable now
             return ev.Connectivity(False, str(exc) if isinstance(exc, ApiError) else type(exc).__name__)
         return ev.Connectivity(True)
     sale = action.sale
+    if isinstance(action, act.Refund):
+        try:
+            backend.refund(sale)
+        except Exception as exc:  # noqa: BLE001 - the refund is not known to have happened
+            log.error("sale %s: refund failed: %s", sale.reference, exc)
+            return ev.RefundFailed(sale.reference, str(exc) if isinstance(exc, ApiError) else type(exc).__name__,
+                                   action.request_id)
+        return ev.Refunded(sale.reference, action.request_id)
     try:
-        if isinstance(action, ev.Push):
-            order_id = backend.push(sale, action.ttl)
-            return ev.Pushed(sale.reference, order_id, backend.client.server_time())
-        if isinstance(action, ev.Recover):
+        if isinstance(action, act.Push):
+            pushed = backend.push(sale, action.ttl)
+            return ev.Pushed(sale.reference, pushed.order_id, pushed.server_time)
+        if isinstance(action, act.Recover):
             return ev.Observed(sale.reference, backend.recover(sale, action.ttl))
-        if isinstance(action, ev.Read):
+        if isinstance(action, act.Read):
             return ev.Observed(sale.reference, backend.read(sale))
         backend.cancel(sale)
         return ev.CancelSent(sale.reference)
     except ApiError as exc:
-        if isinstance(action, ev.Push) and not exc.indeterminate:
+        if isinstance(action, act.Push) and not exc.indeterminate:
             return ev.PushRefused(sale.reference, str(exc))
         return ev.ApiUnsure(sale.reference, str(exc), exc.retry_after)
     except Exception as exc:  # an answer our code did not expect: the outcome is unknown, never a refusal
@@ -109,38 +118,41 @@ def api_job(backend: Backend, action: ev.Action) -> ev.Event:
 
 
 class Runtime:
-    """Runs the core against real or fake adapters."""
+    """Runs the core against real or fake adapters. Other threads talk to it only through ``post`` (an
+    event), ``ask`` (an event, then the core's ``Reply``) and ``status`` (the core's latest ``Status``)."""
 
-    def __init__(self, kiosk: Kiosk, backend: Backend, journal: Journal, devices: Devices, shop: Shop):
+    def __init__(self, kiosk: Kiosk, backend: Backend, journal: Journal, devices: Devices, shop: Shop, site: Site):
         self.kiosk = kiosk
         self.backend = backend
         self.journal = journal
         self.devices = devices
         self.shop = shop
-        self.events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe from a signal handler
+        self.site = site
+        self.events: queue.SimpleQueue[ev.Event] = queue.SimpleQueue()  # put() is safe from a signal handler
         self.api = Worker("mp-api", self.post)
         self.printer = Worker("printer", self.post)
         self.last_errors: list[str] = []
+        self.status: Status = kiosk.status()  # refreshed after every step, read from any thread
+        self._waiting: dict[str, queue.Queue[act.Reply]] = {}
+        self._waiting_lock = threading.Lock()
 
-    def post(self, event: ev.Event | Callable[[], None]) -> None:
-        """Hand an event to the core, or a function to run on the core's thread (from any thread)."""
+    def post(self, event: ev.Event) -> None:
+        """Hand an event to the core (from any thread)."""
         self.events.put(event)
 
-    def call(self, function: Callable[[], Any], timeout: float = 10.0) -> Any:
-        """Run ``function`` on the core's thread and return its result (for the control socket)."""
-        answer: queue.Queue = queue.Queue(maxsize=1)
-
-        def job() -> None:
-            try:
-                answer.put((True, function()))
-            except Exception as exc:  # noqa: BLE001 - handed back to the caller
-                answer.put((False, exc))
-
-        self.post(job)
-        ok, value = answer.get(timeout=timeout)
-        if not ok:
-            raise value
-        return value
+    def ask(self, request: Callable[[str], ev.Event], timeout: float = 10.0) -> act.Reply:
+        """Post the event ``request(request_id)`` and wait for the core's ``Reply`` to it (from any thread but
+        the core's). ``queue.Empty`` when no answer came in ``timeout`` seconds."""
+        request_id = uuid.uuid4().hex[:12]
+        answer: queue.Queue[act.Reply] = queue.Queue(maxsize=1)
+        with self._waiting_lock:
+            self._waiting[request_id] = answer
+        try:
+            self.post(request(request_id))
+            return answer.get(timeout=timeout)
+        finally:
+            with self._waiting_lock:
+                self._waiting.pop(request_id, None)
 
     def start(self) -> None:
         for source in self.devices.inputs:
@@ -153,10 +165,6 @@ class Runtime:
             event = self.events.get(timeout=max(0.0, min(timeout, self.kiosk.next_wakeup())))
         except queue.Empty:
             event = ev.Tick()
-        if callable(event):
-            event()
-            self.dispatch(self.kiosk.handle(ev.Tick()))
-            return
         if not isinstance(event, ev.Tick):
             _log_event(event)
         self.dispatch(self.kiosk.handle(event))
@@ -171,35 +179,41 @@ class Runtime:
             self.step(left)
         return True
 
-    def dispatch(self, actions: list[ev.Action]) -> None:
+    def dispatch(self, actions: list[act.Action]) -> None:
         for action in actions:
             self._do(action)
+        self.status = self.kiosk.status()
 
-    def _do(self, action: ev.Action) -> None:
+    def _do(self, action: act.Action) -> None:
         match action:
-            case ev.Journal(sale):
+            case act.Save(sale):
                 self.journal.save(sale)
                 log.info("sale %s: %s, receipt %s, total %s", sale.reference, sale.state, sale.receipt,
-                         self.kiosk.site.format(sale.total))
-            case ev.Push() | ev.Recover() | ev.Read() | ev.Cancel() | ev.Probe():
-                if not isinstance(action, ev.Probe):
+                         self.site.format(sale.total))
+            case act.Push() | act.Recover() | act.Read() | act.Cancel() | act.Refund() | act.Probe():
+                if not isinstance(action, act.Probe):
                     log.info("sale %s: %s", action.sale.reference, type(action).__name__.lower())
                 self.api.submit(lambda action=action: api_job(self.backend, action))
-            case ev.Print(sale, copy):
+            case act.Print(sale, copy):
                 log.info("sale %s: printing the receipt%s", sale.reference, " (COPY)" if copy else "")
                 self.printer.submit(lambda sale=sale, copy=copy: self._print(sale, copy))
-            case ev.Show(screen):
+            case act.Show(screen):
                 self.devices.display.show(screen)
-            case ev.Leds(pattern):
+            case act.Light(pattern):
                 self.devices.leds.show(pattern)
-            case ev.Sound(beep):
+            case act.Sound(beep):
                 self.devices.leds.beep(beep)
-            case ev.Log(level, message, reference):
+            case act.Log(level, message, reference):
                 if level >= logging.ERROR:
                     self.last_errors = [*self.last_errors[-9:], message]
                 log.log(level, "sale %s: %s" if reference else "%s%s", reference, message)
+            case act.Reply():
+                with self._waiting_lock:
+                    waiter = self._waiting.get(action.request_id)
+                if waiter is not None:
+                    waiter.put(action)
 
-    def _print(self, sale, copy: bool) -> ev.Event:
+    def _print(self, sale: Sale, copy: bool) -> ev.Event:
         """Check the printer can print (where it can say), print, and ask again; a failure leaves it queued."""
         printer = self.devices.printer
         try:
@@ -208,7 +222,7 @@ class Runtime:
                 problem = "out of paper" if status.paper == "out" else "offline"
                 return ev.PrintFailed(sale.reference, f"printer {problem}", started=False)
             paid_at = datetime.fromtimestamp(sale.paid_at) if sale.paid_at else datetime.now()
-            printer.print(build_receipt(sale, self.shop, self.kiosk.site, paid_at, copy))
+            printer.print(build_receipt(sale, self.shop, self.site, paid_at, copy))
             after = printer.status()  # an Epson that runs out of paper mid-job goes offline: the job "succeeded"
         except PrinterError as exc:
             return ev.PrintFailed(sale.reference, str(exc), exc.started)

@@ -7,10 +7,10 @@ import pytest
 
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
+from mpqr_kiosk.assemble import backend_of  # noqa: E402
 from mpqr_kiosk.config import MercadoPagoConfig  # noqa: E402
 from mpqr_kiosk.emulator.server import EmulatorServer  # noqa: E402
 from mpqr_kiosk.emulator.state import Emulator  # noqa: E402
-from mpqr_kiosk.mercadopago.backend import open_backend  # noqa: E402
 
 USER_ID = 123456789
 TOKEN = f"TEST-SECRET-abcdef0123456789-{USER_ID}"
@@ -33,12 +33,12 @@ def mp_config(emulator, **changes) -> MercadoPagoConfig:
 @pytest.fixture(params=["instore", "orders"])
 def backend(request, emulator):
     """Each backend, against the emulator."""
-    return open_backend(mp_config(emulator, api=request.param), TOKEN, "Padaria Teste")
+    return backend_of(mp_config(emulator, api=request.param), TOKEN, "Padaria Teste")
 
 
 @pytest.fixture
 def instore(emulator):
-    return open_backend(mp_config(emulator, api="instore"), TOKEN, "Padaria Teste")
+    return backend_of(mp_config(emulator, api="instore"), TOKEN, "Padaria Teste")
 
 
 def wait_for(condition, timeout: float = 3.0) -> bool:

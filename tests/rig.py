@@ -5,12 +5,13 @@ emulator's request log, the frames and the pins."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from gpiozero import Device
 
 from mpqr_kiosk import config as cfg
-from mpqr_kiosk.assemble import build
+from mpqr_kiosk.assemble import build, timing_of
 from mpqr_kiosk.catalog import load_catalog
 from mpqr_kiosk.core import events as ev
 from mpqr_kiosk.core.model import SaleState
@@ -41,12 +42,12 @@ class Rig:
         self.emulator = emulator
         self.tmp_path = tmp_path
         self.config = kiosk_config(emulator, tmp_path, **mercadopago)
-        self.runtime = build(self.config, TOKEN, load_catalog(self.config.input.catalog, site(emulator.site.id)))
+        self.catalog = load_catalog(self.config.input.catalog, site(emulator.site.id))
+        self.runtime = build(self.config, TOKEN, self.catalog)
         self.runtime.backend.client.timeout = (1.0, 0.5)  # keep fault tests quick
-        self.kiosk = self.runtime.kiosk
         self.journal = self.runtime.journal
         self.runtime.start()
-        assert self.until(lambda: self.kiosk.online), "the kiosk never came online"
+        assert self.until(lambda: self.runtime.status.online), "the kiosk never came online"
 
     def until(self, done, timeout: float = 10.0) -> bool:
         return self.runtime.run_until(done, timeout)
@@ -59,8 +60,18 @@ class Rig:
     def charge(self, digits: str = "1250"):
         """Key an amount and #; return the new sale's reference once it is journaled."""
         self.keys(digits + "#")
-        assert self.kiosk.sale is not None, "the sale did not start"
-        return self.kiosk.sale.reference
+        sale = self.runtime.status.sale
+        assert sale is not None, "the sale did not start"
+        return sale.reference
+
+    @property
+    def status(self):
+        return self.runtime.status
+
+    def reconfigure(self, **timing) -> None:
+        """New durations, as SIGHUP would bring them (the catalog stays)."""
+        self.runtime.post(ev.Reconfigure(replace(timing_of(self.config), **timing), self.catalog))
+        self.until(lambda: self.runtime.events.empty(), 5)
 
     def state(self, reference: str):
         sale = self.journal.get(reference)

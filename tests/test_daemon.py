@@ -91,6 +91,7 @@ def test_kill9_while_pushing_never_pushes_twice(daemon):
     daemon.start()
     daemon.emulator.inject("push", "timeout", after=True, delay=3.0)  # the order lands, the answer is slow
     reference = daemon.sale()
+    assert daemon.until(lambda: daemon.emulator.snapshot()["pos"][0]["order"], 5)  # landed; the answer is due in 3 s
     assert daemon.state_of(reference) == "pushing"
     daemon.kill9()
     daemon.start()

@@ -8,11 +8,10 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from mpqr_kiosk import demo
+from mpqr_kiosk import demo, emvco
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.emulator.state import Emulator
 from mpqr_kiosk.journal import Journal
-from mpqr_kiosk.mercadopago import emvco
 
 
 @pytest.mark.parametrize("site_id", ["MLB", "MLA", "MLC"])

@@ -11,7 +11,6 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from mpqr_kiosk.config import DisplayConfig
 from mpqr_kiosk.core.model import Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.devices.display import BACKOFF_MIN, DRIVERS, NullDisplay, open_display
@@ -65,13 +64,11 @@ def clock() -> Clock:
 
 
 def ssd1306(flaky: FlakySerial, clock: Clock):
-    cfg = DisplayConfig(driver="ssd1306", width=128, height=64)
-    return open_display(cfg, site("MLB"), PAYLOAD, serial=flaky, clock=clock)
+    return open_display("ssd1306", site("MLB"), PAYLOAD, width=128, height=64, serial=flaky, clock=clock)
 
 
 def test_png_display_writes_one_file_per_frame(tmp_path: Path) -> None:
-    cfg = DisplayConfig(driver="png", width=128, height=128, png_dir=str(tmp_path / "frames"))
-    display = open_display(cfg, site("MLA"), PAYLOAD)
+    display = open_display("png", site("MLA"), PAYLOAD, width=128, height=128, png_dir=str(tmp_path / "frames"))
     for screen in (Screen(ScreenKind.READY), Screen(ScreenKind.ENTERING, entry=1250),
                    Screen(ScreenKind.PAY, total=1250, seconds_left=600)):
         display.show(screen)
@@ -86,15 +83,14 @@ def test_png_display_writes_one_file_per_frame(tmp_path: Path) -> None:
 
 
 def test_png_display_saves_what_a_rotated_panel_shows(tmp_path: Path) -> None:
-    cfg = DisplayConfig(driver="png", width=128, height=64, rotate=1, png_dir=str(tmp_path))
-    display = open_display(cfg, site("MLA"), PAYLOAD)
+    display = open_display("png", site("MLA"), PAYLOAD, width=128, height=64, rotate=1, png_dir=str(tmp_path))
     display.show(Screen(ScreenKind.READY))
     with Image.open(display.frames[0]) as frame:
         assert frame.size == (128, 64)  # the panel's pixels; the screen was drawn 64 wide and 128 tall
 
 
 def test_none_display_accepts_everything() -> None:
-    display = open_display(DisplayConfig(driver="none"), site("MLA"), PAYLOAD)
+    display = open_display("none", site("MLA"), PAYLOAD)
     assert isinstance(display, NullDisplay)
     display.show(Screen(ScreenKind.PAY, total=1))
     assert display.healthy
@@ -102,7 +98,7 @@ def test_none_display_accepts_everything() -> None:
 
 def test_unknown_driver_is_named_with_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="'ssd9999'") as error:
-        open_display(DisplayConfig(driver="ssd9999"), site("MLA"), PAYLOAD)
+        open_display("ssd9999", site("MLA"), PAYLOAD)
     for name in ("ssd1306", "sh1106", "ssd1309", "ssd1322", "ssd1325", "ssd1327", "ssd1351", "png", "none"):
         assert name in str(error.value)
     assert "ws0010" not in DRIVERS  # a character display, not a pixel panel
@@ -110,8 +106,7 @@ def test_unknown_driver_is_named_with_the_valid_ones() -> None:
 
 def test_size_the_driver_cannot_do_is_a_config_error(flaky: FlakySerial) -> None:
     with pytest.raises(ValueError, match="ssd1306 cannot do 128x128"):
-        cfg = DisplayConfig(driver="ssd1306", width=128, height=128)
-        open_display(cfg, site("MLA"), PAYLOAD, serial=flaky)
+        open_display("ssd1306", site("MLA"), PAYLOAD, width=128, height=128, serial=flaky)
 
 
 def test_real_driver_draws_frames_over_the_bus(flaky: FlakySerial, clock: Clock) -> None:
@@ -130,9 +125,9 @@ def test_real_driver_draws_frames_over_the_bus(flaky: FlakySerial, clock: Clock)
 def test_bus_fault_recreates_the_device_without_raising_or_piling_up_atexit_hooks(
     flaky: FlakySerial, clock: Clock, fault: Exception
 ) -> None:
-    callbacks = atexit._ncallbacks()
+    callbacks = atexit._ncallbacks()  # noqa: SLF001
     display = ssd1306(flaky, clock)
-    assert atexit._ncallbacks() == callbacks + 1  # the display's own close(), not one per device
+    assert atexit._ncallbacks() == callbacks + 1  # noqa: SLF001 - the display's own close(), not one per device
     for cycle in range(1, 11):
         flaky.fault = fault
         display.show(Screen(ScreenKind.READY))  # must not raise
@@ -146,7 +141,7 @@ def test_bus_fault_recreates_the_device_without_raising_or_piling_up_atexit_hook
         assert display.healthy and display.error == ""
         assert display.recreated == cycle
         assert flaky.frames > frames  # init clears the panel, then the screen itself is drawn
-        assert atexit._ncallbacks() == callbacks + 1
+        assert atexit._ncallbacks() == callbacks + 1  # noqa: SLF001
     assert flaky.cleanups == 0  # re-created devices share the bus: nobody closed it
     display.close()
     assert flaky.cleanups == 1
@@ -198,8 +193,7 @@ def test_missing_bus_at_start_is_unhealthy_not_fatal(clock: Clock) -> None:
     class Missing:
         command = data = cleanup = staticmethod(lambda *args: no_bus())
 
-    cfg = DisplayConfig(driver="sh1106", width=128, height=64)
-    display = open_display(cfg, site("MLA"), PAYLOAD, serial=Missing(), clock=clock)
+    display = open_display("sh1106", site("MLA"), PAYLOAD, width=128, height=64, serial=Missing(), clock=clock)
     assert not display.healthy and "/dev/i2c-7" in display.error
     display.show(Screen(ScreenKind.READY))
     display.close()

@@ -21,8 +21,8 @@ import zxingcpp
 from conftest import SettableClock
 from PIL import Image
 
+from mpqr_kiosk import emvco
 from mpqr_kiosk.emulator import Emulator, EmulatorServer, cli
-from mpqr_kiosk.mercadopago import emvco
 
 USER = 123456789
 TOKEN = f"TEST-5555-082812-0a1b2c-{USER}"

@@ -2,8 +2,8 @@
 
 import pytest
 
+from mpqr_kiosk import emvco
 from mpqr_kiosk.core.sites import SITES, site
-from mpqr_kiosk.mercadopago import emvco
 
 # Public samples (research/mp_api.md §7), copied literally.
 MLA_STATIC = (

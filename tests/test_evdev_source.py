@@ -9,7 +9,6 @@ from evdev import InputEvent
 from evdev import ecodes as e
 from gpiozero.pins.mock import MockFactory
 
-from mpqr_kiosk.config import InputConfig
 from mpqr_kiosk.core.events import ENTER, Key, Scan
 from mpqr_kiosk.devices.input import open_inputs
 from mpqr_kiosk.devices.input.evdev_source import EvdevSource
@@ -244,14 +243,12 @@ def test_stop_before_start_and_twice_is_harmless():
 
 
 def test_open_inputs_builds_one_unstarted_source_per_spec():
-    cfg = InputConfig(
-        devices=(
-            "evdev:auto", "evdev:/dev/input/by-id/usb-x-event-kbd", "evdev:keypad:/dev/input/event3", "keypad",
-            "serial:/dev/ttyACM0:115200", "serial:loop://", "stdin",
-        ),
-        keymap="br-abnt2",
+    specs = (
+        "evdev:auto", "evdev:/dev/input/by-id/usb-x-event-kbd", "evdev:keypad:/dev/input/event3", "keypad",
+        "serial:/dev/ttyACM0:115200", "serial:loop://", "stdin",
     )  # fmt: skip
-    sources = open_inputs(cfg, lambda v: None, pin_factory=MockFactory())
+    sources = open_inputs(specs, lambda v: None, keymap="br-abnt2", keypad_rows=(5, 6, 13, 19),
+                          keypad_cols=(12, 16, 20, 21), pin_factory=MockFactory())
     assert [type(s) for s in sources] == [
         EvdevSource, EvdevSource, EvdevSource, KeypadSource, SerialSource, SerialSource, StdinSource,
     ]  # fmt: skip
@@ -267,12 +264,12 @@ def test_open_inputs_builds_one_unstarted_source_per_spec():
 )
 def test_open_inputs_names_a_bad_spec_and_the_valid_forms(spec):
     with pytest.raises(ValueError) as info:
-        open_inputs(InputConfig(devices=("stdin", spec)), lambda v: None)
+        open_inputs(("stdin", spec), lambda v: None)
     assert repr(spec) in str(info.value) and "evdev:auto" in str(info.value) and "serial:" in str(info.value)
 
 
 def test_open_inputs_refuses_a_bad_keymap_or_keypad_shape():
     with pytest.raises(ValueError, match="'dvorak'.*us, es, latam, br-abnt2"):
-        open_inputs(InputConfig(devices=("stdin",), keymap="dvorak"), lambda v: None)
+        open_inputs(("stdin",), lambda v: None, keymap="dvorak")
     with pytest.raises(ValueError, match="4 rows"):
-        open_inputs(InputConfig(devices=("keypad",), keypad_rows=(5, 6)), lambda v: None)
+        open_inputs(("keypad",), lambda v: None, keypad_rows=(5, 6), keypad_cols=(12, 16, 20, 21))

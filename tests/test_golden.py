@@ -10,9 +10,9 @@ import zxingcpp
 from luma.core.device import dummy
 from PIL import Image, ImageChops
 
+from mpqr_kiosk import emvco
 from mpqr_kiosk.core.model import Item, Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
-from mpqr_kiosk.mercadopago import emvco
 from mpqr_kiosk.screens import render
 
 GOLDEN = Path(__file__).parent / "golden"

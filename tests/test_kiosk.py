@@ -10,44 +10,49 @@ from dataclasses import replace
 
 import pytest
 
+from mpqr_kiosk.core.actions import (
+    Action,
+    Cancel,
+    Light,
+    Log,
+    Print,
+    Probe,
+    Push,
+    Read,
+    Recover,
+    Save,
+    Show,
+    Sound,
+)
 from mpqr_kiosk.core.events import (
     CLEAR,
     DELETE,
     ENTER,
     MULTIPLY,
-    Action,
     ApiUnsure,
     BadScan,
-    Cancel,
     CancelRequested,
     CancelSent,
     ChargeRequested,
     Connectivity,
     Event,
-    Journal,
     Key,
-    Leds,
-    Log,
     Observed,
-    Print,
     Printed,
     PrintFailed,
-    Probe,
-    Push,
     Pushed,
     PushRefused,
-    Read,
-    Recover,
+    ReprintRequested,
     Scan,
-    Show,
-    Sound,
     Tick,
 )
-from mpqr_kiosk.core.kiosk import Kiosk, Timing
+from mpqr_kiosk.core.kiosk import Kiosk
 from mpqr_kiosk.core.model import (
     Beep,
     Item,
     LedPattern,
+    Notice,
+    NoticeKind,
     Observation,
     OrderPhase,
     Payment,
@@ -58,6 +63,7 @@ from mpqr_kiosk.core.model import (
     ScreenKind,
 )
 from mpqr_kiosk.core.sites import site
+from mpqr_kiosk.core.timing import Timing
 
 T0 = 1000.0  # the fake monotonic clock starts here (the core uses 0.0 to mean "not yet": see the report)
 WALL0 = 1_700_000_000.0  # the box's wall clock
@@ -104,7 +110,7 @@ def api(actions: list[Action]) -> list[Action]:
 
 
 def journaled(actions: list[Action]) -> list[Sale]:
-    return [a.sale for a in of(actions, Journal)]
+    return [a.sale for a in of(actions, Save)]
 
 
 def shown(actions: list[Action]) -> Screen | None:
@@ -146,7 +152,7 @@ class Rig:
         self.clock = FakeClock()
         self.timing = timing
         self.ids = 0
-        self.kiosk = Kiosk(site(site_id), CATALOG.get, self.clock, self._new_ids, timing)
+        self.kiosk = Kiosk(site(site_id), CATALOG, self.clock, self._new_ids, timing)
         self.log: list[Action] = []
         self.journal0: list[Sale] = []
 
@@ -179,7 +185,7 @@ class Rig:
         return self.do(Tick())
 
     def reprint(self, sale: Sale) -> list[Action]:
-        return self._rec(self.kiosk.reprint(sale))
+        return self.do(ReprintRequested(sale))
 
     def run(
         self,
@@ -217,15 +223,19 @@ class Rig:
 
     @property
     def screen(self) -> Screen:
-        return self.kiosk.screen()
+        return self.kiosk.view().screen
 
     @property
     def leds(self) -> LedPattern:
-        return self.kiosk.leds()
+        return self.kiosk.view().leds
 
     @property
     def sale(self) -> Sale | None:
-        return self.kiosk.sale
+        return self.kiosk.status().sale
+
+    @property
+    def busy(self) -> bool:
+        return self.kiosk.status().busy
 
 
 def assert_journal_first(rig: Rig) -> None:
@@ -233,7 +243,7 @@ def assert_journal_first(rig: Rig) -> None:
     the state it depends on was journaled."""
     last = {s.reference: s for s in rig.journal0}
     for action in rig.log:
-        if isinstance(action, Journal):
+        if isinstance(action, Save):
             last[action.sale.reference] = action.sale
         elif isinstance(action, API):
             seen = last.get(action.sale.reference)
@@ -299,7 +309,7 @@ def journal_sale(state: SaleState, reference: str = "old1", **kw) -> Sale:
 
 def test_start_probes_the_api_and_shows_offline_until_it_answers():
     rig = Rig()
-    assert rig.start() == [Probe(), Show(Screen(ScreenKind.OFFLINE)), Leds(LedPattern.TROUBLE)]
+    assert rig.start() == [Probe(), Show(Screen(ScreenKind.OFFLINE)), Light(LedPattern.TROUBLE)]
     assert rig.screen.kind is ScreenKind.OFFLINE
     assert rig.leds is LedPattern.TROUBLE
 
@@ -308,9 +318,9 @@ def test_connectivity_true_makes_the_box_ready():
     rig = Rig()
     rig.start()
     acts = rig.do(Connectivity(True))
-    assert kinds(acts) == [Log, Show, Leds]
+    assert kinds(acts) == [Log, Show, Light]
     assert acts[0].level == logging.INFO
-    assert acts[1:] == [Show(Screen(ScreenKind.READY)), Leds(LedPattern.READY)]
+    assert acts[1:] == [Show(Screen(ScreenKind.READY)), Light(LedPattern.READY)]
 
 
 def test_connectivity_false_probes_again_after_probe_interval():
@@ -326,7 +336,7 @@ def test_connectivity_false_probes_again_after_probe_interval():
 def test_going_offline_after_being_online_is_shown_and_logged():
     rig = online()
     acts = rig.do(Connectivity(False, "no route"))
-    assert kinds(acts) == [Log, Show, Leds]
+    assert kinds(acts) == [Log, Show, Light]
     assert acts[0].level == logging.WARNING and "no route" in acts[0].message
     assert shown(acts).kind is ScreenKind.OFFLINE
     assert rig.leds is LedPattern.TROUBLE
@@ -338,11 +348,11 @@ def test_rule7_enter_while_offline_refuses_the_sale_and_keeps_the_entry():
     rig.type("1250")
     acts = rig.press(ENTER)
     assert beeps(acts) == [Beep.ERROR]
-    assert of(acts, Journal) == [] and api(acts) == []
+    assert of(acts, Save) == [] and api(acts) == []
     assert rig.ids == 0  # no reference was even drawn
     assert rig.sale is None
     assert any(log.level == logging.WARNING and "offline" in log.message for log in of(acts, Log))
-    assert rig.screen.notice == "offline"
+    assert rig.screen.notice == Notice(NoticeKind.OFFLINE)
     assert rig.screen.entry == 1250  # nothing the operator keyed is lost: it is still on the entry line
     # back online, the same entry charges exactly what was keyed
     rig.do(Connectivity(True))
@@ -358,7 +368,7 @@ def test_rule7_connectivity_lost_refuses_a_new_sale():
     rig.type("500")
     acts = rig.press(ENTER)
     assert beeps(acts) == [Beep.ERROR]
-    assert api(acts) == [] and of(acts, Journal) == []
+    assert api(acts) == [] and of(acts, Save) == []
 
 
 def test_rule7_remote_charge_while_offline_is_refused():
@@ -366,7 +376,7 @@ def test_rule7_remote_charge_while_offline_is_refused():
     rig.start()
     acts = rig.do(ChargeRequested(1250))
     assert beeps(acts) == [Beep.ERROR]
-    assert api(acts) == [] and of(acts, Journal) == []
+    assert api(acts) == [] and of(acts, Save) == []
     assert rig.sale is None
 
 
@@ -400,7 +410,7 @@ def test_digits_build_the_amount_in_cents():
     assert acts == [Sound(Beep.KEY), Show(Screen(ScreenKind.ENTERING, entry=1))]
     rig.type("250")
     assert rig.screen == Screen(ScreenKind.ENTERING, entry=1250)
-    assert rig.kiosk.site.format(rig.screen.entry) == "$ 12,50"
+    assert site("MLA").format(rig.screen.entry) == "$ 12,50"
     assert rig.leds is LedPattern.READY
 
 
@@ -408,7 +418,7 @@ def test_mlc_digits_are_whole_pesos():
     rig = online("MLC")
     rig.type("1250")
     assert rig.screen.entry == 1250
-    assert rig.kiosk.site.format(rig.screen.entry) == "$ 1.250"
+    assert site("MLC").format(rig.screen.entry) == "$ 1.250"
     (push,) = of(rig.press(ENTER), Push)
     assert push.sale.total == 1250
     assert push.sale.site == "MLC"
@@ -507,10 +517,10 @@ def test_unknown_barcode_beeps_shows_a_notice_and_changes_nothing_else():
     assert acts[0] == Sound(Beep.ERROR)
     assert acts[1].level == logging.WARNING and "0000000" in acts[1].message
     screen = shown(acts)
-    assert "0000000" in screen.notice
+    assert screen.notice == Notice(NoticeKind.UNKNOWN_CODE, "0000000")
     assert (screen.kind, screen.items, screen.total, screen.entry, screen.quantity) == (
         before.kind, before.items, before.total, before.entry, before.quantity)
-    assert rig.sale is None and of(acts, Journal) == []
+    assert rig.sale is None and of(acts, Save) == []
     assert 0 < rig.kiosk.next_wakeup() <= DEFAULT.result_seconds
     # the notice goes away by itself; the pending multiplier is still there for the next scan
     assert shown(rig.tick(DEFAULT.result_seconds)) == before
@@ -550,21 +560,21 @@ def test_enter_journals_the_sale_before_pushing_it():
     rig = online()
     rig.type("1250")
     acts = rig.press(ENTER)
-    assert kinds(acts) == [Sound, Journal, Push, Show, Leds]
+    assert kinds(acts) == [Sound, Save, Push, Show, Light]
     sale = acts[1].sale
     assert sale == Sale("ref1", "idem1", "MLA", (keyed(1250),), 1250, WALL0)
     assert sale.state is SaleState.PUSHING and sale.receipt is ReceiptState.NONE
     assert acts[2] == Push(sale, DEFAULT.ttl)
     assert acts[3] == Show(Screen(ScreenKind.PAY, (keyed(1250),), 1250, reference="ref1"))
     assert acts[3].screen.seconds_left is None  # no countdown before the order is on the POS
-    assert acts[4] == Leds(LedPattern.WAITING)
-    assert rig.kiosk.busy()
+    assert acts[4] == Light(LedPattern.WAITING)
+    assert rig.busy
 
 
 def test_remote_charge_starts_a_sale_like_enter():
     rig = online()
     acts = rig.do(ChargeRequested(1250))
-    assert kinds(acts) == [Sound, Journal, Push, Show, Leds]
+    assert kinds(acts) == [Sound, Save, Push, Show, Light]
     assert acts[1].sale.total == 1250
     assert acts[2].sale == acts[1].sale
 
@@ -590,7 +600,7 @@ def test_push_in_flight_is_not_repeated_or_read():
 def test_pushed_journals_waiting_and_shows_the_pay_screen_with_a_countdown():
     rig = pushing()
     acts = rig.do(Pushed("ref1", "ORD1", SERVER0))
-    assert kinds(acts) == [Journal, Show]
+    assert kinds(acts) == [Save, Show]
     sale = acts[0].sale
     assert sale.state is SaleState.WAITING
     assert sale.order_id == "ORD1"
@@ -666,7 +676,7 @@ def test_rejected_payment_keeps_the_sale_and_a_retry_approved_is_paid():
     read_in_flight(rig)
     bad = opened(scanned=True, payments=(no(1250, "p1"),))
     acts = rig.do(Observed("ref1", bad))
-    assert kinds(acts) == [Journal, Sound, Log, Show]
+    assert kinds(acts) == [Save, Sound, Log, Show]
     sale = acts[0].sale
     assert sale.state is SaleState.WAITING and sale.rejected_payments == 1
     assert acts[1] == Sound(Beep.ERROR)
@@ -676,7 +686,7 @@ def test_rejected_payment_keeps_the_sale_and_a_retry_approved_is_paid():
     assert rig.kiosk.next_wakeup() <= 1.0
     # the Rejected screen stays result_seconds; the same rejection read again is not announced twice
     acts = rig.run(DEFAULT.result_seconds - 0.5, answer=bad)
-    assert of(acts, Journal) == [] and of(acts, Sound) == []
+    assert of(acts, Save) == [] and of(acts, Sound) == []
     assert rig.screen.kind is ScreenKind.REJECTED
     rig.run(0.5, answer=bad)
     assert rig.screen.kind is ScreenKind.CUSTOMER_PAYING
@@ -712,7 +722,7 @@ def test_closed_and_approved_equal_to_total_is_paid_then_printed():
     rig = waiting()
     read_in_flight(rig)
     acts = rig.do(Observed("ref1", closed(ok(1250, "p9"))))
-    assert kinds(acts) == [Journal, Sound, Log, Journal, Print, Show, Leds]
+    assert kinds(acts) == [Save, Sound, Log, Save, Print, Show, Light]
     paid_sale = acts[0].sale
     assert paid_sale.state is SaleState.PAID
     assert (paid_sale.paid_amount, paid_sale.payment_id) == (1250, "p9")
@@ -722,8 +732,8 @@ def test_closed_and_approved_equal_to_total_is_paid_then_printed():
     assert printing == replace(paid_sale, receipt=ReceiptState.PRINTING)
     assert acts[4] == Print(printing, copy=False)
     assert shown(acts) == Screen(ScreenKind.PAID, (keyed(1250),), 1250, reference="ref1")
-    assert acts[6] == Leds(LedPattern.PAID)
-    assert rig.sale is None and not rig.kiosk.busy()
+    assert acts[6] == Light(LedPattern.PAID)
+    assert rig.sale is None and not rig.busy
     # Paid stays result_seconds, then the box is ready again
     assert rig.screen.kind is ScreenKind.PAID
     acts = rig.tick(DEFAULT.result_seconds)
@@ -763,7 +773,7 @@ def test_open_with_a_smaller_approved_payment_keeps_waiting():
     rig = waiting()
     read_in_flight(rig)
     acts = rig.do(Observed("ref1", opened(scanned=True, payments=(ok(500),))))
-    assert of(acts, Journal) == [] and of(acts, Print) == []
+    assert of(acts, Save) == [] and of(acts, Print) == []
     assert rig.sale.state is SaleState.WAITING
     assert kinds(api(rig.run(1.0, answer=opened(scanned=True, payments=(ok(500),))))) == [Read]
 
@@ -847,7 +857,7 @@ def test_rule3_recover_finding_nothing_pushes_again_with_the_same_reference_and_
     assert again.sale.reference == "ref1" and again.sale.idempotency_key == "idem1"
     assert again.sale == first.sale
     assert again.ttl == DEFAULT.ttl
-    assert of(acts, Journal) == []  # still PUSHING, as journaled
+    assert of(acts, Save) == []  # still PUSHING, as journaled
     assert rig.ids == 1
     assert api(rig.run(10)) == []  # that push is in flight now
     assert_journal_first(rig)
@@ -914,7 +924,7 @@ def test_rule3_unsure_push_is_read_back_even_when_the_operator_cancelled_meanwhi
 def test_clear_while_waiting_journals_cancelling_then_cancels():
     rig = waiting()
     acts = rig.press(CLEAR)
-    assert kinds(acts) == [Sound, Journal, Log, Cancel, Show]
+    assert kinds(acts) == [Sound, Save, Log, Cancel, Show]
     assert acts[0] == Sound(Beep.KEY)
     sale = acts[1].sale
     assert sale.state is SaleState.CANCELLING and sale.cancel_reason == "operator"
@@ -922,7 +932,7 @@ def test_clear_while_waiting_journals_cancelling_then_cancels():
     assert sale.order_id == "ORD1"
     assert shown(acts).kind is ScreenKind.CANCELLED
     assert rig.leds is LedPattern.WAITING  # still live until the final read
-    assert rig.kiosk.busy()
+    assert rig.busy
     assert rig.press(CLEAR) == [Sound(Beep.ERROR)]  # no second cancel
     assert api(rig.run(10)) == []  # the Cancel is in flight
 
@@ -934,12 +944,12 @@ def test_cancel_sent_is_followed_by_a_read_and_open_unscanned_ends_cancelled():
     assert kinds(acts) == [Read]
     assert acts[0].sale.state is SaleState.CANCELLING
     acts = rig.do(Observed("ref1", opened()))
-    assert kinds(acts) == [Journal, Log, Leds]  # the screen already said Cancelled while cancelling
+    assert kinds(acts) == [Save, Log, Light]  # the screen already said Cancelled while cancelling
     assert acts[0].sale.state is SaleState.CANCELLED
     assert rig.screen == Screen(ScreenKind.CANCELLED, (keyed(1250),), 1250, reference="ref1")
-    assert acts[2] == Leds(LedPattern.READY)
+    assert acts[2] == Light(LedPattern.READY)
     assert of(rig.log, Print) == []
-    assert not rig.kiosk.busy()
+    assert not rig.busy
     assert shown(rig.tick(DEFAULT.result_seconds)) == Screen(ScreenKind.READY)
     assert_journal_first(rig)
 
@@ -971,10 +981,10 @@ def test_cancel_with_the_customer_mid_payment_keeps_reading_until_cancel_grace()
     rig.press(CLEAR)
     rig.do(CancelSent("ref1"))
     scanned = opened(scanned=True)
-    assert of(rig.do(Observed("ref1", scanned)), Journal) == []
+    assert of(rig.do(Observed("ref1", scanned)), Save) == []
     acts = rig.run(DEFAULT.cancel_grace - 0.5, answer=scanned)
     assert len(of(acts, Read)) == DEFAULT.cancel_grace - 1  # reading every poll_interval
-    assert of(acts, Journal) == []
+    assert of(acts, Save) == []
     assert rig.sale.state is SaleState.CANCELLING
     acts = rig.run(0.5, answer=scanned)
     assert [s.state for s in journaled(acts)] == [SaleState.CANCELLED]
@@ -1000,7 +1010,7 @@ def test_clear_with_a_read_in_flight_cancels_after_the_read_answers():
     assert [s.state for s in journaled(acts)] == [SaleState.CANCELLING]
     assert api(acts) == []  # one request at a time
     acts = rig.do(Observed("ref1", opened()))
-    assert of(acts, Journal) == []  # the pre-cancel read does not end the sale
+    assert of(acts, Save) == []  # the pre-cancel read does not end the sale
     assert kinds(api(acts)) == [Cancel]
 
 
@@ -1016,11 +1026,11 @@ def test_clear_with_a_read_in_flight_that_shows_paid_is_paid():
 def test_clear_during_pushing_cancels_after_the_push_answers():
     rig = pushing()
     acts = rig.press(CLEAR)
-    assert kinds(acts)[:3] == [Sound, Journal, Log]
+    assert kinds(acts)[:3] == [Sound, Save, Log]
     assert acts[1].sale.state is SaleState.CANCELLING
     assert api(acts) == []  # the push is still in flight
     acts = rig.do(Pushed("ref1", "ORD1", SERVER0))
-    assert kinds(acts)[:2] == [Journal, Cancel]
+    assert kinds(acts)[:2] == [Save, Cancel]
     assert acts[0].sale.state is SaleState.CANCELLING and acts[0].sale.order_id == "ORD1"
     assert acts[1] == Cancel(acts[0].sale)
     rig.do(CancelSent("ref1"))
@@ -1033,7 +1043,7 @@ def test_clear_during_pushing_cancels_after_the_push_answers():
 def test_cancel_requested_remotely_works_like_clear():
     rig = waiting()
     acts = rig.do(CancelRequested())
-    assert kinds(acts) == [Journal, Log, Cancel, Show]
+    assert kinds(acts) == [Save, Log, Cancel, Show]
     assert acts[0].sale.state is SaleState.CANCELLING and acts[0].sale.cancel_reason == "remote"
     assert acts[2] == Cancel(acts[0].sale)
     assert kinds(rig.do(CancelSent("ref1"))) == [Read]
@@ -1056,7 +1066,7 @@ def test_cancel_requested_with_no_sale_only_logs():
     rig2 = waiting()
     rig2.press(CLEAR)
     acts = rig2.do(CancelRequested())  # already cancelling
-    assert kinds(acts) == [Log] and of(acts, Journal) == []
+    assert kinds(acts) == [Log] and of(acts, Save) == []
 
 
 def test_unsure_cancel_is_sent_again_after_a_back_off():
@@ -1087,10 +1097,10 @@ def test_after_ttl_the_sale_cancels_itself_and_ends_expired():
     timing = Timing(ttl=30)
     rig = waiting(timing=timing)
     acts = rig.run(29.5, answer=opened())
-    assert of(acts, Journal) == []
+    assert of(acts, Save) == []
     assert rig.screen.seconds_left == 1
     acts = rig.tick(0.5)
-    assert kinds(acts)[:3] == [Journal, Log, Cancel]  # journaled CANCELLING first, then the cancel at once
+    assert kinds(acts)[:3] == [Save, Log, Cancel]  # journaled CANCELLING first, then the cancel at once
     assert acts[0].sale.state is SaleState.CANCELLING and acts[0].sale.cancel_reason == "expired"
     assert api(acts) == [Cancel(rig.sale)]
     assert kinds(rig.do(CancelSent("ref1"))) == [Read]
@@ -1119,7 +1129,7 @@ def test_expiry_with_the_customer_mid_payment_keeps_the_grace_read():
     rig.tick(0)
     rig.do(CancelSent("ref1"))
     acts = rig.do(Observed("ref1", opened(scanned=True)))
-    assert of(acts, Journal) == []
+    assert of(acts, Save) == []
     rig.run(DEFAULT.cancel_grace, answer=opened(scanned=True))
     assert [s.state for s in journaled(rig.log)][-1] is SaleState.EXPIRED
 
@@ -1128,11 +1138,11 @@ def test_api_reporting_expired_ends_the_sale_expired():
     rig = waiting()
     read_in_flight(rig)
     acts = rig.do(Observed("ref1", Observation(OrderPhase.EXPIRED)))
-    assert kinds(acts)[:2] == [Journal, Log]
+    assert kinds(acts)[:2] == [Save, Log]
     assert acts[0].sale.state is SaleState.EXPIRED
     assert of(acts, Cancel) == []
     assert shown(acts).kind is ScreenKind.EXPIRED
-    assert not rig.kiosk.busy()
+    assert not rig.busy
 
 
 # ================================================================ push refused
@@ -1144,13 +1154,13 @@ def test_push_refused_fails_the_sale_and_gives_the_items_back():
     rig.type("100")
     rig.press(ENTER)
     acts = rig.do(PushRefused("ref1", "invalid external_pos_id"))
-    assert kinds(acts) == [Journal, Sound, Log, Show, Leds]
+    assert kinds(acts) == [Save, Sound, Log, Show, Light]
     assert acts[0].sale.state is SaleState.FAILED and acts[0].sale.reference == "ref1"
     assert acts[1] == Sound(Beep.ERROR)
     assert acts[2].level == logging.ERROR
-    assert shown(acts) == Screen(ScreenKind.ENTERING, (BREAD, keyed(100)), 450, notice="refused")
-    assert acts[4] == Leds(LedPattern.READY)
-    assert not rig.kiosk.busy()
+    assert shown(acts) == Screen(ScreenKind.ENTERING, (BREAD, keyed(100)), 450, notice=Notice(NoticeKind.REFUSED))
+    assert acts[4] == Light(LedPattern.READY)
+    assert not rig.busy
     # fix and charge again: a new attempt, new reference and key, same lines
     (push,) = of(rig.press(ENTER), Push)
     assert (push.sale.reference, push.sale.idempotency_key) == ("ref2", "idem2")
@@ -1164,7 +1174,7 @@ def test_printed_journals_the_receipt_printed():
     rig, printing = paid()
     assert printing.receipt is ReceiptState.PRINTING
     acts = rig.do(Printed("ref1"))
-    assert kinds(acts) == [Journal]
+    assert kinds(acts) == [Save]
     sale = acts[0].sale
     assert sale.receipt is ReceiptState.PRINTED and sale.copies == 0 and sale.state is SaleState.PAID
     assert rig.do(Printed("ref1")) == []  # a duplicate answer journals nothing
@@ -1177,16 +1187,16 @@ def test_print_failed_queues_the_receipt_shows_the_problem_and_retries_as_a_copy
     assert acts[0].level == logging.ERROR and "paper out" in acts[0].message
     assert rig.screen.kind is ScreenKind.PAID and rig.leds is LedPattern.PAID  # Paid still shows first
     acts = rig.tick(DEFAULT.result_seconds)
-    assert acts == [Show(Screen(ScreenKind.PRINTER_PROBLEM)), Leds(LedPattern.TROUBLE)]
+    assert acts == [Show(Screen(ScreenKind.PRINTER_PROBLEM)), Light(LedPattern.TROUBLE)]
     assert rig.kiosk.next_wakeup() == pytest.approx(DEFAULT.print_retry - DEFAULT.result_seconds)
     assert of(rig.tick(DEFAULT.print_retry - DEFAULT.result_seconds - 0.5), Print) == []
     acts = rig.tick(0.5)
     assert kinds(acts) == [Print]  # a copy: nothing to journal before it
     assert acts[0].copy is True and acts[0].sale.reference == "ref1"
     acts = rig.do(Printed("ref1"))
-    assert kinds(acts) == [Journal, Show, Leds]
+    assert kinds(acts) == [Save, Show, Light]
     assert acts[0].sale.receipt is ReceiptState.PRINTED and acts[0].sale.copies == 1
-    assert acts[1:] == [Show(Screen(ScreenKind.READY)), Leds(LedPattern.READY)]
+    assert acts[1:] == [Show(Screen(ScreenKind.READY)), Light(LedPattern.READY)]
     assert [p.copy for p in of(rig.log, Print)] == [False, True]  # never a second original
 
 
@@ -1242,7 +1252,7 @@ def test_printed_for_another_receipt_is_ignored():
     rig, _ = paid()
     assert rig.do(Printed("ref9")) == []
     assert rig.do(PrintFailed("ref9", "x")) == []
-    assert rig.kiosk.printing is not None  # still waiting for ref1's answer
+    assert rig.kiosk.status().printing == "ref1"  # still waiting for ref1's answer
     assert of(rig.tick(DEFAULT.print_retry), Print) == []
 
 
@@ -1257,7 +1267,7 @@ def test_rule6_pushing_sale_is_recovered_first_and_blocks_new_sales_until_resolv
     assert api(acts) == [Recover(old, DEFAULT.ttl)]  # first request: a read-back, never a push
     assert of(acts, Push) == []
     rig.do(Connectivity(True))
-    assert rig.kiosk.busy()
+    assert rig.busy
     assert rig.press(ENTER) == [Sound(Beep.ERROR)]
     assert beeps(rig.do(ChargeRequested(500))) == [Beep.ERROR]
     # found nothing: a sale from before the restart is stale, so it is never put on the QR again
@@ -1265,7 +1275,7 @@ def test_rule6_pushing_sale_is_recovered_first_and_blocks_new_sales_until_resolv
     assert of(acts, Push) == []
     assert [s.state for s in journaled(acts)] == [SaleState.EXPIRED]
     # resolved: now a new sale is accepted
-    assert not rig.kiosk.busy()
+    assert not rig.busy
     rig.type("500")
     (push,) = of(rig.press(ENTER), Push)
     assert push.sale.reference == "ref1"
@@ -1277,7 +1287,7 @@ def test_rule6_waiting_sale_is_read():
     rig = Rig()
     acts = rig.start([old])
     assert api(acts) == [Read(old)]
-    assert rig.kiosk.busy()
+    assert rig.busy
     acts = rig.do(Observed("old1", closed(ok(1250))))
     assert journaled(acts)[0].state is SaleState.PAID
 
@@ -1296,9 +1306,9 @@ def test_rule6_paid_sale_cut_mid_print_reprints_as_a_copy():
     old = journal_sale(SaleState.PAID, receipt=ReceiptState.PRINTING, paid_amount=1250)
     rig = Rig()
     acts = rig.start([old])
-    assert of(acts, Journal) == []
+    assert of(acts, Save) == []
     assert of(acts, Print) == [Print(old, copy=True)]
-    assert not rig.kiosk.busy()  # a receipt is not a live sale
+    assert not rig.busy  # a receipt is not a live sale
     acts = rig.do(Printed("old1"))
     assert [(s.receipt, s.copies) for s in journaled(acts)] == [(ReceiptState.PRINTED, 1)]
 
@@ -1307,7 +1317,7 @@ def test_rule6_paid_sale_never_printed_prints_the_original():
     old = journal_sale(SaleState.PAID, paid_amount=1250)
     rig = Rig()
     acts = rig.start([old])
-    assert kinds([a for a in acts if isinstance(a, (Journal, Print))]) == [Journal, Print]
+    assert kinds([a for a in acts if isinstance(a, (Save, Print))]) == [Save, Print]
     assert journaled(acts)[0].receipt is ReceiptState.PRINTING
     assert of(acts, Print) == [Print(journaled(acts)[0], copy=False)]
     assert_journal_first(rig)
@@ -1322,8 +1332,8 @@ def test_rule6_final_sales_are_left_alone():
         journal_sale(SaleState.REVIEW, "e"),
     ]
     rig = Rig()
-    assert rig.start(finals) == [Probe(), Show(Screen(ScreenKind.OFFLINE)), Leds(LedPattern.TROUBLE)]
-    assert not rig.kiosk.busy()
+    assert rig.start(finals) == [Probe(), Show(Screen(ScreenKind.OFFLINE)), Light(LedPattern.TROUBLE)]
+    assert not rig.busy
 
 
 def test_rule6_every_unfinished_sale_is_reconciled_in_turn():
@@ -1339,7 +1349,7 @@ def test_rule6_every_unfinished_sale_is_reconciled_in_turn():
     assert [p.sale.reference for p in of(acts, Print)] == ["old1"]
     assert rig.press(ENTER) == [Sound(Beep.ERROR)]
     rig.do(Observed("old2", Observation(OrderPhase.CANCELLED)))
-    assert not rig.kiosk.busy()
+    assert not rig.busy
     assert_journal_first(rig)
 
 
@@ -1373,7 +1383,7 @@ def test_rule6_resumed_waiting_sale_keeps_only_its_remaining_server_time():
     rig.do(Observed("old1", opened(server_time=SERVER0)))
     assert rig.screen.seconds_left == 20
     acts = rig.run(19.5, answer=opened())
-    assert of(acts, Journal) == []
+    assert of(acts, Save) == []
     acts = rig.run(0.5, answer=opened())
     assert [(s.state, s.cancel_reason) for s in journaled(acts)] == [(SaleState.CANCELLING, "expired")]
 
@@ -1383,7 +1393,7 @@ def test_rule6_resumed_sale_keeps_its_rejection_count():
     rig = Rig()
     rig.start([old])
     acts = rig.do(Observed("old1", opened(scanned=True, payments=(no(1250),))))
-    assert of(acts, Journal) == [] and Beep.ERROR not in beeps(acts)  # the old rejection is not news
+    assert of(acts, Save) == [] and Beep.ERROR not in beeps(acts)  # the old rejection is not news
 
 
 # ================================================================ stale events
@@ -1405,10 +1415,10 @@ def test_events_for_another_reference_are_ignored():
     ]
     for event in stale:
         acts = rig.do(event)
-        assert of(acts, Journal) == [] and api(acts) == [] and of(acts, Print) == [] and of(acts, Sound) == []
+        assert of(acts, Save) == [] and api(acts) == [] and of(acts, Print) == [] and of(acts, Sound) == []
         assert rig.sale == before
     assert api(rig.tick(0.5)) == []  # our read is still the one in flight
-    assert rig.kiosk.online
+    assert rig.kiosk.status().online
     acts = rig.do(Observed("ref1", closed(ok(1250))))
     assert journaled(acts)[0].state is SaleState.PAID
 
@@ -1419,7 +1429,7 @@ def test_late_answers_for_a_finished_sale_are_ignored():
     for event in (Pushed("ref1", "ORD1"), Observed("ref1", closed(ok(1250))), CancelSent("ref1"),
                   PushRefused("ref1", "x"), ApiUnsure("ref1", "x")):
         acts = rig.do(event)
-        assert of(acts, Journal) == [] and api(acts) == [] and of(acts, Print) == []
+        assert of(acts, Save) == [] and api(acts) == [] and of(acts, Print) == []
     assert len(of(rig.log, Print)) == 1
 
 
@@ -1460,13 +1470,14 @@ def test_next_wakeup_stays_small_while_a_read_is_in_flight():
 
 def cancelled_while_the_customer_was_paying() -> Rig:
     rig = waiting()
+    read_in_flight(rig)
     rig.do(Observed("ref1", opened(scanned=True)))
     rig.press(CLEAR)
     rig.do(CancelSent("ref1"))
     rig.do(Observed("ref1", opened(scanned=True)))  # the customer is mid-payment: keep reading for the grace
-    assert rig.kiosk.sale is not None
+    assert rig.sale is not None
     rig.run(DEFAULT.cancel_grace + 1, answer=opened(scanned=True))
-    assert rig.kiosk.sale is None and rig.screen.kind in (ScreenKind.CANCELLED, ScreenKind.READY)
+    assert rig.sale is None and rig.screen.kind in (ScreenKind.CANCELLED, ScreenKind.READY)
     return rig
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from mpqr_kiosk.config import LedsConfig
 from mpqr_kiosk.core.model import Beep, LedPattern
 from mpqr_kiosk.devices.leds import Leds
 
@@ -25,7 +24,7 @@ def factory() -> Iterator[MockFactory]:
 
 @pytest.fixture
 def leds(factory: MockFactory) -> Iterator[Leds]:
-    device = Leds(LedsConfig(green=GREEN, yellow=YELLOW, red=RED, buzzer=BUZZER), pin_factory=factory)
+    device = Leds(green=GREEN, yellow=YELLOW, red=RED, buzzer=BUZZER, pin_factory=factory)
     yield device
     device.close()
 
@@ -100,7 +99,7 @@ def test_beeps_drive_the_buzzer(leds: Leds, factory: MockFactory, beep: Beep, pu
 
 
 def test_pin_zero_means_not_fitted(factory: MockFactory) -> None:
-    leds = Leds(LedsConfig(green=0, yellow=YELLOW, red=RED, buzzer=0), pin_factory=factory)
+    leds = Leds(green=0, yellow=YELLOW, red=RED, buzzer=0, pin_factory=factory)
     leds.show(LedPattern.READY)
     leds.show(LedPattern.FATAL)
     leds.beep(Beep.PAID)

@@ -8,8 +8,8 @@ import pytest
 import requests
 from conftest import TOKEN, mp_config
 
+from mpqr_kiosk.assemble import backend_of
 from mpqr_kiosk.core.model import Item, OrderPhase, Sale
-from mpqr_kiosk.mercadopago.backend import open_backend
 from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse, NotFound, RateLimited, TransportError, Unauthorized
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.mercadopago.provision import find_pos, static_payload
@@ -26,8 +26,9 @@ def requests_to(emulator, method: str, fragment: str) -> list[dict]:
 
 def test_paid_flow_through_each_backend(emulator, backend):
     sale = a_sale()
-    order_id = backend.push(sale, 120)
-    sale = replace(sale, order_id=order_id)
+    pushed = backend.push(sale, 120)
+    assert pushed.server_time > 0
+    sale = replace(sale, order_id=pushed.order_id)
     assert backend.read(sale).phase is OrderPhase.OPEN
     emulator.scan("POS001")
     emulator.pay("POS001", "rejected")
@@ -92,7 +93,7 @@ def test_validation_errors_are_definite_and_typed(emulator, instore):
 
 
 def test_unknown_pos_is_not_found(emulator):
-    backend = open_backend(mp_config(emulator, external_pos_id="NOSUCHPOS"), TOKEN, "Shop")
+    backend = backend_of(mp_config(emulator, external_pos_id="NOSUCHPOS"), TOKEN, "Shop")
     with pytest.raises(NotFound):
         backend.push(a_sale(), 120)
 
@@ -153,7 +154,7 @@ def test_recover_reports_absent_when_the_push_never_landed(emulator, instore):
 
 
 def test_orders_api_idempotent_replay_returns_the_same_order(emulator):
-    orders = open_backend(mp_config(emulator, api="orders"), TOKEN, "Shop")
+    orders = backend_of(mp_config(emulator, api="orders"), TOKEN, "Shop")
     sale = a_sale()
     emulator.inject("push", "reset", after=True)
     with pytest.raises(TransportError):
@@ -165,15 +166,15 @@ def test_orders_api_idempotent_replay_returns_the_same_order(emulator):
 
 
 def test_orders_api_cancel_and_refund(emulator):
-    orders = open_backend(mp_config(emulator, api="orders"), TOKEN, "Shop")
+    orders = backend_of(mp_config(emulator, api="orders"), TOKEN, "Shop")
     sale = a_sale()
-    sale = replace(sale, order_id=orders.push(sale, 120))
+    sale = replace(sale, order_id=orders.push(sale, 120).order_id)
     orders.cancel(sale)
     assert orders.read(sale).phase is OrderPhase.CANCELLED
     orders.cancel(sale)  # a second cancel (409) is not an error: the read decides
 
     paid = a_sale("POS001-0002")
-    paid = replace(paid, order_id=orders.push(paid, 120))
+    paid = replace(paid, order_id=orders.push(paid, 120).order_id)
     emulator.pay("POS001", "approved")
     assert orders.read(paid).phase is OrderPhase.CLOSED
     orders.refund(paid)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from mpqr_kiosk.config import PrinterConfig
 from mpqr_kiosk.core.model import Item, Sale, Shop
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.devices.printer import (
@@ -115,7 +114,7 @@ def fake() -> FakePrinter:
 
 
 def network(port: int, timeout: float = 2.0):
-    return open_printer(PrinterConfig(connection="network", host="127.0.0.1", port=port), timeout=timeout)
+    return open_printer("network", host="127.0.0.1", port=port, timeout=timeout)
 
 
 def test_network_printer_receives_the_receipt(fake: FakePrinter) -> None:
@@ -171,8 +170,7 @@ def test_unreachable_printer_raises_and_reports_offline() -> None:
 def test_serial_printer_over_a_pty_receives_the_bytes() -> None:
     master, slave = os.openpty()
     try:
-        cfg = PrinterConfig(connection="serial", serial_device=os.ttyname(slave))
-        printer = open_printer(cfg, timeout=1.0)
+        printer = open_printer("serial", serial_device=os.ttyname(slave), timeout=1.0)
         printer.print(receipt())
         data = b""
         deadline = time.monotonic() + 5
@@ -188,7 +186,7 @@ def test_serial_printer_over_a_pty_receives_the_bytes() -> None:
 
 def test_file_printer_writes_a_plain_file(tmp_path: Path) -> None:
     path = tmp_path / "lp0"
-    printer = open_printer(PrinterConfig(connection="file", file=str(path)))
+    printer = open_printer("file", file=str(path))
     printer.print(receipt())
     assert printer.status() == UNKNOWN  # a file cannot answer
     printer.close()
@@ -197,14 +195,14 @@ def test_file_printer_writes_a_plain_file(tmp_path: Path) -> None:
 
 
 def test_missing_device_file_is_offline(tmp_path: Path) -> None:
-    printer = open_printer(PrinterConfig(connection="file", file=str(tmp_path / "no" / "lp0")))
+    printer = open_printer("file", file=str(tmp_path / "no" / "lp0"))
     assert printer.status() == PrinterStatus(online=False, paper="unknown")
     with pytest.raises(PrinterError, match="file .*lp0"):
         printer.print(receipt())
 
 
 def test_dummy_printer_keeps_the_bytes() -> None:
-    printer = open_printer(PrinterConfig(connection="dummy", profile="POS-5890"))
+    printer = open_printer("dummy", profile="POS-5890")
     assert isinstance(printer, DummyPrinter)
     printer.print(receipt())
     assert printer.status() == UNKNOWN
@@ -215,7 +213,7 @@ def test_dummy_printer_keeps_the_bytes() -> None:
 
 
 def test_none_printer_prints_nothing() -> None:
-    printer = open_printer(PrinterConfig(connection="none"))
+    printer = open_printer("none")
     assert isinstance(printer, NullPrinter)
     printer.print(receipt())
     assert printer.status() == UNKNOWN
@@ -224,17 +222,17 @@ def test_none_printer_prints_nothing() -> None:
 @pytest.mark.parametrize(
     ("cfg", "message"),
     [
-        (PrinterConfig(connection="bluetooth"), "'bluetooth' is not one of: usb, serial, network"),
-        (PrinterConfig(connection="dummy", profile="TM-NOPE"), "unknown printer profile 'TM-NOPE'"),
+        ({"connection": "bluetooth"}, "'bluetooth' is not one of: usb, serial, network"),
+        ({"connection": "dummy", "profile": "TM-NOPE"}, "unknown printer profile 'TM-NOPE'"),
     ],
 )
-def test_bad_config_is_a_value_error(cfg: PrinterConfig, message: str) -> None:
+def test_bad_config_is_a_value_error(cfg: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        open_printer(cfg)
+        open_printer(**cfg)
 
 
 def test_usb_without_a_device_is_a_printer_error() -> None:
-    printer = open_printer(PrinterConfig(connection="usb", usb_vendor=0x04B8, usb_product=0x0E28))
+    printer = open_printer("usb", usb_vendor=0x04B8, usb_product=0x0E28)
     with pytest.raises(PrinterError, match="usb 04b8:0e28"):
         printer.print(receipt())
 
@@ -254,12 +252,11 @@ def test_importing_escpos_through_the_port_leaves_logging_and_tmp_alone(tmp_path
 def test_a_printer_that_never_answers_status_is_not_asked_again() -> None:
     from fakeprinter import FakePrinter
 
-    from mpqr_kiosk.config import PrinterConfig
 
     fake = FakePrinter().up()
     fake.answers_left = 0  # prints, but never replies to DLE EOT
     try:
-        printer = open_printer(PrinterConfig(connection="network", host="127.0.0.1", port=fake.port), timeout=0.3)
+        printer = open_printer("network", host="127.0.0.1", port=fake.port, timeout=0.3)
         assert printer.status() == PrinterStatus(online=None, paper="unknown")  # waited for the silence once
         queries = fake.count(b"\x10\x04")
         assert queries == 2

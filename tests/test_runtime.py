@@ -107,7 +107,7 @@ def test_payment_that_races_the_cancel_wins_and_prints(rig):
 def test_expiry_cancels_and_rereads(emulator, tmp_path):
     rig = Rig(emulator, tmp_path, order_ttl="30s")
     try:
-        rig.kiosk.timing = type(rig.kiosk.timing)(ttl=1.0, poll_interval=0.1)
+        rig.reconfigure(ttl=1.0, poll_interval=0.1)
         reference = rig.charge()
         assert rig.until(lambda: rig.state(reference) is SaleState.EXPIRED, 10)
         deletes = rig.requests("DELETE", "/orders")
@@ -123,7 +123,7 @@ def test_offline_refuses_new_sales_and_lights_red(emulator, tmp_path):
     try:
         rig.runtime.post(ev.Connectivity(False, "test"))
         rig.keys("1250#")
-        assert rig.kiosk.sale is None  # rule 7: no QR sale while offline
+        assert rig.status.sale is None  # rule 7: no QR sale while offline
         assert rig.journal.recent() == []
         red = rig.config.leds.red
         assert rig.until(lambda: len(rig.pin_states(red)) > 2, 3)  # red is blinking
@@ -177,11 +177,12 @@ def test_an_unexpected_answer_never_stops_the_api_worker(rig, monkeypatch):
 
 
 def test_a_refund_while_the_receipt_is_queued_is_never_undone(rig):
+    rig.reconfigure(print_retry=0.2)
     rig.runtime.devices.printer.status = lambda: type("S", (), {"online": False, "paper": "unknown"})()
     reference = rig.charge()
     assert rig.waiting(reference)
     rig.emulator.pay("POS001", "approved")
-    assert rig.until(lambda: rig.kiosk.print_queue and not rig.kiosk.printer_ok)  # paid, receipt queued
+    assert rig.until(lambda: rig.status.print_queue and not rig.status.printer_ok)  # paid, receipt queued
     answers = []
     worker = threading.Thread(target=lambda: answers.append(Commands(rig.runtime, "instore").handle(
         {"command": "refund", "reference": reference})))
@@ -190,8 +191,7 @@ def test_a_refund_while_the_receipt_is_queued_is_never_undone(rig):
     worker.join()
     assert answers == [{"ok": True, "reference": reference}]
     assert rig.state(reference) is SaleState.REFUNDED
-    assert rig.kiosk.print_queue == []
-    del rig.runtime.devices.printer.status  # the printer is back...
-    rig.kiosk.next_print = 0  # ...and a queued receipt would be retried now
+    assert rig.status.print_queue == ()
+    del rig.runtime.devices.printer.status  # the printer is back: a queued receipt would be retried in 0.2 s
     rig.until(lambda: False, 1.0)
     assert rig.state(reference) is SaleState.REFUNDED and rig.receipt_bytes() == b""  # nothing "paid" printed

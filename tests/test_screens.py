@@ -7,7 +7,7 @@ import zxingcpp
 from luma.core.device import dummy
 from PIL import Image, ImageChops, ImageDraw
 
-from mpqr_kiosk.core.model import Item, Screen, ScreenKind
+from mpqr_kiosk.core.model import Item, Notice, NoticeKind, Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.screens import font, qr_fit, render
 
@@ -47,7 +47,7 @@ ITEMS = (Item("Pão de queijo", 450, 2), Item("Café com leite", 700), Item("Ág
 
 def all_screens() -> list[Screen]:
     return [
-        Screen(ScreenKind.READY, notice="Código desconhecido"),
+        Screen(ScreenKind.READY, notice=Notice(NoticeKind.UNKNOWN_CODE, "789123")),
         Screen(ScreenKind.ENTERING, entry=1250),
         Screen(ScreenKind.ENTERING, items=ITEMS, total=2650, quantity=3),
         Screen(ScreenKind.PAY, items=ITEMS, total=123450, seconds_left=599),
@@ -57,7 +57,7 @@ def all_screens() -> list[Screen]:
         Screen(ScreenKind.CANCELLED, total=123450),
         Screen(ScreenKind.EXPIRED, total=123450),
         Screen(ScreenKind.OFFLINE),
-        Screen(ScreenKind.PRINTER_PROBLEM, notice="Sem papel"),
+        Screen(ScreenKind.PRINTER_PROBLEM, notice=Notice(NoticeKind.BUSY)),
     ]
 
 
@@ -167,10 +167,18 @@ def test_renders_in_the_device_mode(mode: str) -> None:
 
 @pytest.mark.parametrize(
     ("site_id", "notice", "expected"),
-    [("MLB", "offline", "Sem conexão"), ("MLA", "refused", "Pedido rechazado"),
-     ("MLB", "unknown_code:789123", "Código desconhecido 789123"), ("MLA", "free text", "free text")],
+    [("MLB", Notice(NoticeKind.OFFLINE), "Sem conexão"), ("MLA", Notice(NoticeKind.REFUSED), "Pedido rechazado"),
+     ("MLB", Notice(NoticeKind.UNKNOWN_CODE, "789123"), "Código desconhecido 789123"),
+     ("MLA", Notice(NoticeKind.BUSY), "Venta en curso")],
 )
-def test_core_notices_are_said_in_the_site_language(site_id: str, notice: str, expected: str) -> None:
+def test_core_notices_are_said_in_the_site_language(site_id: str, notice: Notice, expected: str) -> None:
     from mpqr_kiosk.screens import notice_text, phrases
 
     assert notice_text(notice, phrases(site(site_id))) == expected
+
+
+@pytest.mark.parametrize("language", ["pt", "es"])
+def test_every_notice_has_a_phrase(language: str) -> None:
+    from mpqr_kiosk.screens import PHRASES
+
+    assert all(PHRASES[language].get(kind.value) for kind in NoticeKind)

@@ -1,13 +1,13 @@
-"""What flows into the core (events) and out of it (actions). Data flows one way:
-input → core → actions → adapters → result events → core."""
+"""What flows into the core: events, the only way in. Frozen values; the core answers each with actions
+(``actions.py``). Data flows one way: input → core → actions → adapters → result events → core."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mpqr_kiosk.core.model import Beep, LedPattern, Observation, Sale, Screen
-
-# ---------------------------------------------------------------- events: the world tells the core
+from mpqr_kiosk.core.model import Item, Observation, Sale
+from mpqr_kiosk.core.timing import Timing
 
 DIGITS = frozenset("0123456789")
 MULTIPLY = "*"
@@ -16,12 +16,18 @@ DELETE = "DELETE"  # keypad "D", keyboard Backspace
 CLEAR = "CLEAR"  # keypad "C", keyboard Esc: clears the entry, or cancels a waiting sale
 KEYS = DIGITS | {MULTIPLY, ENTER, DELETE, CLEAR}
 
+# ---------------------------------------------------------------- the operator and the clock
+
 
 @dataclass(frozen=True)
 class Key:
     """One operator key press, already mapped from the device to one of ``KEYS``."""
 
     key: str
+
+    def __post_init__(self) -> None:
+        if self.key not in KEYS:
+            raise ValueError(f"not a kiosk key: {self.key!r}")
 
 
 @dataclass(frozen=True)
@@ -43,21 +49,55 @@ class Tick:
     """Time passed. The core reads the time from its injected clock, not from this event."""
 
 
+# ---------------------------------------------------------------- requests from the control socket
+# Each carries the id the core's ``Reply`` will answer; "" when nobody waits for an answer.
+
+
 @dataclass(frozen=True)
 class ChargeRequested:
     """A sale of a total asked for remotely (``mpqr-kiosk sale --amount``)."""
 
     amount: int
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
 class CancelRequested:
     """Cancel the waiting sale (``mpqr-kiosk cancel``); the operator's key sends ``Key(CLEAR)``."""
 
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ReprintRequested:
+    """Print a COPY of a paid sale's receipt (``mpqr-kiosk reprint``); ``sale`` as the journal has it."""
+
+    sale: Sale
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class RefundRequested:
+    """Refund a paid sale in full (``mpqr-kiosk refund``); ``sale`` as the journal has it."""
+
+    sale: Sale
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Reconfigure:
+    """SIGHUP: new durations and a new catalog; a live sale carries on."""
+
+    timing: Timing
+    catalog: Mapping[str, Item]
+
 
 @dataclass(frozen=True)
 class Hint:
     """A Mercado Pago notification arrived: read the live sale now. Never decides anything by itself."""
+
+
+# ---------------------------------------------------------------- answers from the adapters
 
 
 @dataclass(frozen=True)
@@ -102,6 +142,23 @@ class CancelSent:
 
 
 @dataclass(frozen=True)
+class Refunded:
+    """The API accepted the refund of a sale."""
+
+    reference: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class RefundFailed:
+    """The refund request failed; nothing about the sale changed."""
+
+    reference: str
+    reason: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
 class Printed:
     reference: str
 
@@ -121,85 +178,10 @@ class Connectivity:
     detail: str = ""
 
 
+SaleAnswer = Pushed | PushRefused | ApiUnsure | Observed | CancelSent
+"""The answers to the requests about the live sale (``Push``, ``Recover``, ``Read``, ``Cancel``)."""
+
 Event = (
-    Key | Scan | BadScan | Tick | ChargeRequested | CancelRequested | Hint | Pushed | PushRefused | ApiUnsure | Observed
-    | CancelSent | Printed | PrintFailed | Connectivity
+    Key | Scan | BadScan | Tick | ChargeRequested | CancelRequested | ReprintRequested | RefundRequested
+    | Reconfigure | Hint | SaleAnswer | Refunded | RefundFailed | Printed | PrintFailed | Connectivity
 )
-
-# ---------------------------------------------------------------- actions: the core asks the shell
-
-
-@dataclass(frozen=True)
-class Journal:
-    """Commit the sale durably. Always comes before any action that sends the sale anywhere."""
-
-    sale: Sale
-
-
-@dataclass(frozen=True)
-class Push:
-    """Create the order on the POS (first attempt, with the journaled idempotency key)."""
-
-    sale: Sale
-    ttl: float  # seconds the order stays payable
-
-
-@dataclass(frozen=True)
-class Recover:
-    """Read back an order whose creation is indeterminate; answers ``Observed`` (``ABSENT``: it never landed).
-    ``ttl`` is the push's, so a backend that recovers by replaying the create sends the identical body."""
-
-    sale: Sale
-    ttl: float
-
-
-@dataclass(frozen=True)
-class Read:
-    """Read the order's state fresh from the API; answers ``Observed``."""
-
-    sale: Sale
-
-
-@dataclass(frozen=True)
-class Cancel:
-    """Delete/cancel the order on the POS; answers ``CancelSent``."""
-
-    sale: Sale
-
-
-@dataclass(frozen=True)
-class Probe:
-    """Check that the API answers (no sale involved); answers ``Connectivity``."""
-
-
-@dataclass(frozen=True)
-class Print:
-    sale: Sale
-    copy: bool = False
-
-
-@dataclass(frozen=True)
-class Show:
-    screen: Screen
-
-
-@dataclass(frozen=True)
-class Leds:
-    pattern: LedPattern
-
-
-@dataclass(frozen=True)
-class Sound:
-    beep: Beep
-
-
-@dataclass(frozen=True)
-class Log:
-    """Something worth a journal line that only the core can see (the shell logs every action too)."""
-
-    level: int  # a ``logging`` level
-    message: str
-    reference: str = ""
-
-
-Action = Journal | Push | Recover | Read | Cancel | Probe | Print | Show | Leds | Sound | Log

@@ -21,6 +21,15 @@ class Item:
         return self.unit_price * self.quantity
 
 
+class CancelReason(StrEnum):
+    """Why a sale was cancelled (the journal stores these names)."""
+
+    NONE = ""
+    OPERATOR = "operator"  # the operator's cancel key
+    REMOTE = "remote"  # ``mpqr-kiosk cancel`` on the control socket
+    EXPIRED = "expired"  # the order's time ran out
+
+
 class SaleState(StrEnum):
     """Where one sale is in its life. The journal stores these names."""
 
@@ -58,7 +67,7 @@ class Sale:
     total: int
     created_at: float  # wall-clock seconds (for the receipt); never used for timing
     state: SaleState = SaleState.PUSHING
-    cancel_reason: str = ""  # "operator", "expired", "remote"
+    cancel_reason: CancelReason = CancelReason.NONE
     order_id: str = ""  # the API's id of the order, where the backend has one
     expires_at: float = 0.0  # when the order expires, on the API server's clock (0 = unknown)
     payment_id: str = ""  # the approved payment's id
@@ -80,11 +89,28 @@ class OrderPhase(StrEnum):
     REFUNDED = "refunded"
 
 
+class PaymentStatus(StrEnum):
+    """A payment's status, in the Payments API's words (the Orders API's are mapped onto these)."""
+
+    APPROVED = "approved"
+    AUTHORIZED = "authorized"
+    PENDING = "pending"
+    IN_PROCESS = "in_process"
+    IN_MEDIATION = "in_mediation"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+    CHARGED_BACK = "charged_back"
+
+
 @dataclass(frozen=True)
 class Payment:
     id: str
-    status: str  # the API's word: approved, rejected, pending, in_process, refunded, ...
+    status: PaymentStatus
     amount: int  # minor units
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", PaymentStatus(self.status))
 
 
 @dataclass(frozen=True)
@@ -99,11 +125,15 @@ class Observation:
 
     @property
     def approved(self) -> int:
-        return sum(p.amount for p in self.payments if p.status == "approved")
+        return sum(p.amount for p in self.payments if p.status is PaymentStatus.APPROVED)
 
     @property
     def rejected(self) -> int:
-        return sum(1 for p in self.payments if p.status == "rejected")
+        return sum(1 for p in self.payments if p.status is PaymentStatus.REJECTED)
+
+    def last_approved(self) -> Payment | None:
+        """The most recent approved payment (its id goes on the receipt and is what a refund names)."""
+        return next((p for p in reversed(self.payments) if p.status is PaymentStatus.APPROVED), None)
 
 
 class ScreenKind(StrEnum):
@@ -119,6 +149,21 @@ class ScreenKind(StrEnum):
     PRINTER_PROBLEM = "printer_problem"
 
 
+class NoticeKind(StrEnum):
+    """A short message the core puts under a screen for a few seconds."""
+
+    UNKNOWN_CODE = "unknown_code"  # a scanned code that is not in the catalog (``detail`` is the code)
+    BUSY = "busy"  # a new sale while one is live
+    OFFLINE = "offline"  # a new sale while the API does not answer
+    REFUSED = "refused"  # the API refused the order
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: NoticeKind
+    detail: str = ""
+
+
 @dataclass(frozen=True)
 class Screen:
     """What the display should show. ``screens.py`` turns it into pixels for the configured panel."""
@@ -129,7 +174,7 @@ class Screen:
     entry: int = 0  # the amount being keyed, minor units
     quantity: int = 0  # a pending "N *" multiplier, 0 if none
     seconds_left: int | None = None
-    notice: str = ""  # a short extra line, e.g. an unknown barcode
+    notice: Notice | None = None  # a short extra line, e.g. an unknown barcode
     reference: str = ""
 
 

@@ -1,6 +1,6 @@
 """The display port: a luma.oled panel, PNG frames in a folder (the demo), or nothing.
 
-Config ``[display] driver`` picks the adapter: any luma.oled graphic driver by name (``ssd1306``, ``sh1106``,
+``open_display``'s ``driver`` picks the adapter: any luma.oled graphic driver by name (``ssd1306``, ``sh1106``,
 ``ssd1327``, ...) on ``i2c`` or ``spi``; ``png``; ``none``. ``show()`` never raises: a bus fault (an OSError
 such as ``[Errno 121] Remote I/O error``, or luma's DeviceNotFoundError) marks the display unhealthy and the
 device is re-created, with back-off, on a later ``show()``; the sale goes on without it.
@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import luma.core.device
 import luma.core.error
@@ -32,9 +32,9 @@ import luma.oled.device
 from luma.core.interface.serial import i2c, noop, spi
 from luma.core.virtual import character
 
-from mpqr_kiosk.config import DisplayConfig
 from mpqr_kiosk.core.model import Screen
 from mpqr_kiosk.core.sites import Site
+from mpqr_kiosk.ports import Display
 from mpqr_kiosk.screens import render
 
 log = logging.getLogger(__name__)
@@ -47,17 +47,6 @@ BACKOFF_MAX = 30.0
 PNG_MODE = "1"  # the png driver draws what a monochrome OLED (ssd1306, sh1106) would show
 
 _FAULTS = (OSError, luma.core.error.Error, ImportError)  # ImportError: spi without RPi.GPIO / spidev
-
-
-class Display(Protocol):
-    """Shows screens. ``healthy`` is False while the panel cannot be drawn on; ``error`` says why."""
-
-    healthy: bool
-    error: str
-
-    def show(self, screen: Screen) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class NullDisplay:
@@ -211,13 +200,13 @@ class PngDisplay(LumaDisplay):
 
     KEEP = 100
 
-    def __init__(self, cfg: DisplayConfig, site: Site, qr_payload: str) -> None:
-        self.directory = Path(cfg.png_dir)
+    def __init__(self, directory: str, width: int, height: int, rotate: int, site: Site, qr_payload: str) -> None:
+        self.directory = Path(directory)
         self.frames: deque[Path] = deque(maxlen=self.KEEP)
         self.count = 0
 
         def make_device() -> luma.core.device.device:
-            return luma.core.device.dummy(cfg.width, cfg.height, rotate=cfg.rotate, mode=PNG_MODE)
+            return luma.core.device.dummy(width, height, rotate=rotate, mode=PNG_MODE)
 
         super().__init__(make_device, site, qr_payload)
 
@@ -230,44 +219,49 @@ class PngDisplay(LumaDisplay):
         self.frames.append(path)
 
 
-def _serial_factory(cfg: DisplayConfig) -> Callable[[], Any]:
-    if cfg.interface == "i2c":
-        return lambda: i2c(port=cfg.i2c_port, address=cfg.i2c_address)
-    if cfg.interface == "spi":
+def _serial_factory(interface: str, i2c_port: int, i2c_address: int) -> Callable[[], Any]:
+    if interface == "i2c":
+        return lambda: i2c(port=i2c_port, address=i2c_address)
+    if interface == "spi":
         return spi
-    raise ValueError(f"display interface {cfg.interface!r} is not one of: i2c, spi")
+    raise ValueError(f"display interface {interface!r} is not one of: i2c, spi")
 
 
 def open_display(
-    cfg: DisplayConfig,
+    driver: str,
     site: Site,
     qr_payload: str,
     *,
+    width: int = 128,
+    height: int = 128,
+    rotate: int = 0,
+    interface: str = "i2c",
+    i2c_port: int = 1,
+    i2c_address: int = 0x3C,
+    png_dir: str = "",
     serial: Any = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Display:
-    """The display ``cfg`` asks for. ``ValueError`` for a bad driver, interface or size; hardware faults
-    only make it unhealthy. ``serial`` replaces the configured bus interface (tests, other buses)."""
-    if cfg.driver == "none":
+    """The display ``driver`` names. ``ValueError`` for a bad driver, interface or size; hardware faults
+    only make it unhealthy. ``serial`` replaces the bus ``interface`` (tests, other buses)."""
+    if driver == "none":
         return NullDisplay()
-    if cfg.driver == "png":
-        if not cfg.png_dir:
+    if driver == "png":
+        if not png_dir:
             raise ValueError("display driver 'png' needs png_dir")
-        return PngDisplay(cfg, site, qr_payload)
-    if cfg.driver not in DRIVERS:
-        raise ValueError(f"unknown display driver {cfg.driver!r}; one of: png, none, {', '.join(DRIVERS)}")
-    driver = getattr(luma.oled.device, cfg.driver)
-    make_serial = (lambda: serial) if serial is not None else _serial_factory(cfg)
-    size = {"width": cfg.width, "height": cfg.height, "rotate": cfg.rotate}
+        return PngDisplay(png_dir, width, height, rotate, site, qr_payload)
+    if driver not in DRIVERS:
+        raise ValueError(f"unknown display driver {driver!r}; one of: png, none, {', '.join(DRIVERS)}")
+    device_class = getattr(luma.oled.device, driver)
+    make_serial = (lambda: serial) if serial is not None else _serial_factory(interface, i2c_port, i2c_address)
+    size = {"width": width, "height": height, "rotate": rotate}
     try:  # the size and rotation checks run in the driver's constructor: try them on a bus that does nothing
-        _construct(lambda: driver(serial_interface=noop(), **size))
+        _construct(lambda: device_class(serial_interface=noop(), **size))
     except (luma.core.error.DeviceDisplayModeError, AssertionError) as exc:
-        raise ValueError(
-            f"display driver {cfg.driver} cannot do {cfg.width}x{cfg.height} rotate {cfg.rotate}: {exc}"
-        ) from None
+        raise ValueError(f"display driver {driver} cannot do {width}x{height} rotate {rotate}: {exc}") from None
     bus = SharedBus(make_serial)
 
     def make_device() -> luma.core.device.device:
-        return driver(serial_interface=bus, **size)
+        return device_class(serial_interface=bus, **size)
 
     return LumaDisplay(make_device, site, qr_payload, bus=bus, clock=clock)

@@ -11,7 +11,6 @@ import logging
 from gpiozero import LED, Buzzer
 from gpiozero.pins import Factory
 
-from mpqr_kiosk.config import LedsConfig
 from mpqr_kiosk.core.model import Beep, LedPattern
 
 log = logging.getLogger(__name__)
@@ -34,15 +33,17 @@ BEEPS: dict[Beep, tuple[float, float, int]] = {
 
 
 class Leds:
-    """The green/yellow/red LEDs and the buzzer of ``[leds]``."""
+    """The green/yellow/red LEDs and the buzzer on these GPIO (BCM) pins; 0 = not fitted."""
 
-    def __init__(self, cfg: LedsConfig, pin_factory: Factory | None = None) -> None:
+    def __init__(
+        self, green: int = 0, yellow: int = 0, red: int = 0, buzzer: int = 0, pin_factory: Factory | None = None
+    ) -> None:
         self._leds = {
             colour: LED(pin, pin_factory=pin_factory)
-            for colour, pin in (("green", cfg.green), ("yellow", cfg.yellow), ("red", cfg.red))
+            for colour, pin in (("green", green), ("yellow", yellow), ("red", red))
             if pin
         }
-        self._buzzer = Buzzer(cfg.buzzer, pin_factory=pin_factory) if cfg.buzzer else None
+        self._buzzer = Buzzer(buzzer, pin_factory=pin_factory) if buzzer else None
         self._pattern: LedPattern | None = None
 
     def show(self, pattern: LedPattern) -> None:

@@ -16,9 +16,7 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
 
 
 def _pickle_dir() -> str:
@@ -47,43 +45,19 @@ from escpos.printer import Dummy, File, Network, Serial, Usb  # noqa: E402
 for _added in [h for h in logging.getLogger().handlers if h not in _root_handlers]:
     logging.getLogger().removeHandler(_added)  # escpos.capabilities' logging.basicConfig()
 
-from mpqr_kiosk.config import PRINTER_CONNECTIONS, PrinterConfig  # noqa: E402
+from mpqr_kiosk.ports import Printer, PrinterError, PrinterStatus  # noqa: E402
 from mpqr_kiosk.receipt import Receipt, print_receipt  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-Paper = Literal["ok", "near_end", "out", "unknown"]
-
+CONNECTIONS = ("usb", "serial", "network", "file", "dummy", "none")
 _ERRORS = (OSError, escpos.exceptions.Error, usb.core.NoBackendError)  # USBError, SerialException: OSErrors
 _NO_REPLY = (TimeoutError, usb.core.USBTimeoutError)
 _FIXED_BITS, _FIXED_VALUE = 0x93, 0x12  # DLE EOT replies: bits 1 and 4 set, bits 0 and 7 clear
 _OFFLINE, _PAPER_END, _PAPER_NEAR_END = 0x08, 0x60, 0x0C
 
 
-class PrinterError(Exception):
-    """A receipt could not be printed; the message says which printer and why. ``started`` tells whether
-    any byte of it may have reached the printer (then only a COPY may follow, never a second original)."""
-
-    def __init__(self, message: str, started: bool = True) -> None:
-        super().__init__(message)
-        self.started = started
-
-
-@dataclass(frozen=True)
-class PrinterStatus:
-    online: bool | None  # None: the printer cannot say (write-only transport, or no reply)
-    paper: Paper
-
-
 UNKNOWN = PrinterStatus(online=None, paper="unknown")
-
-
-class Printer(Protocol):
-    def print(self, receipt: Receipt) -> None: ...
-
-    def status(self) -> PrinterStatus: ...
-
-    def close(self) -> None: ...
 
 
 class NullPrinter:
@@ -139,7 +113,7 @@ class EscposPrinter:
         with self._lock:
             try:
                 self._connect()
-                if self._silent or type(self._printer)._read is Escpos._read:
+                if self._silent or type(self._printer)._read is Escpos._read:  # noqa: SLF001 - escpos's read hook
                     return UNKNOWN  # write-only transport (file, dummy): a query would only add bytes
                 online, paper = (_valid(self._query(q)) for q in (RT_STATUS_ONLINE, RT_STATUS_PAPER))
                 if online is None and paper is None:
@@ -178,7 +152,7 @@ class EscposPrinter:
             log.debug("printer %s close: %s", self._name, exc)
 
 
-def _paper(status: int | None) -> Paper:
+def _paper(status: int | None) -> str:
     if status is None:
         return "unknown"
     if status & _PAPER_END:
@@ -198,33 +172,45 @@ class DummyPrinter(EscposPrinter):
         return self._dummy.output
 
 
-def open_printer(cfg: PrinterConfig, timeout: float = 5.0) -> Printer:
-    """The printer ``cfg`` asks for; nothing is opened until the first job or status query.
+def open_printer(
+    connection: str,
+    *,
+    profile: str = "TM-T20II",
+    usb_vendor: int = 0,
+    usb_product: int = 0,
+    serial_device: str = "",
+    serial_baudrate: int = 19200,
+    host: str = "",
+    port: int = 9100,
+    file: str = "",
+    timeout: float = 5.0,
+) -> Printer:
+    """The printer on ``connection`` (usb, serial, network, file, dummy, none); nothing is opened until the
+    first job or status query.
 
     ``timeout`` (seconds) bounds USB writes, socket connect/send/receive and serial reads and writes.
     ``ValueError`` names an unknown connection or profile.
     """
-    if cfg.connection == "none":
+    if connection == "none":
         return NullPrinter()
     try:
-        get_profile(cfg.profile)
+        get_profile(profile)
     except KeyError:
-        raise ValueError(f"unknown printer profile {cfg.profile!r} (see python-escpos' list)") from None
-    if cfg.connection == "dummy":
-        return DummyPrinter(cfg.profile)
-    profile = cfg.profile
-    if cfg.connection == "usb":
-        printer: Escpos = Usb(cfg.usb_vendor, cfg.usb_product, timeout=int(timeout * 1000), profile=profile)
-        name = f"usb {cfg.usb_vendor:04x}:{cfg.usb_product:04x}"
-    elif cfg.connection == "serial":
-        printer = Serial(cfg.serial_device, baudrate=cfg.serial_baudrate, timeout=timeout, profile=profile)
-        name = f"serial {cfg.serial_device}"
-    elif cfg.connection == "network":
-        printer = Network(cfg.host, cfg.port, timeout=timeout, profile=profile)
-        name = f"network {cfg.host}:{cfg.port}"
-    elif cfg.connection == "file":
-        printer = File(cfg.file, profile=profile)
-        name = f"file {cfg.file}"
+        raise ValueError(f"unknown printer profile {profile!r} (see python-escpos' list)") from None
+    if connection == "dummy":
+        return DummyPrinter(profile)
+    if connection == "usb":
+        printer: Escpos = Usb(usb_vendor, usb_product, timeout=int(timeout * 1000), profile=profile)
+        name = f"usb {usb_vendor:04x}:{usb_product:04x}"
+    elif connection == "serial":
+        printer = Serial(serial_device, baudrate=serial_baudrate, timeout=timeout, profile=profile)
+        name = f"serial {serial_device}"
+    elif connection == "network":
+        printer = Network(host, port, timeout=timeout, profile=profile)
+        name = f"network {host}:{port}"
+    elif connection == "file":
+        printer = File(file, profile=profile)
+        name = f"file {file}"
     else:
-        raise ValueError(f"printer connection {cfg.connection!r} is not one of: {', '.join(PRINTER_CONNECTIONS)}")
+        raise ValueError(f"printer connection {connection!r} is not one of: {', '.join(CONNECTIONS)}")
     return EscposPrinter(printer, name, timeout)

@@ -11,10 +11,10 @@ from typing import Any
 
 import qrcode
 
+from mpqr_kiosk import emvco
 from mpqr_kiosk.core.sites import Site
 from mpqr_kiosk.emulator import errors, validate
 from mpqr_kiosk.emulator.records import CAPITAL, Pos, Store, legacy_time
-from mpqr_kiosk.mercadopago import emvco
 
 
 class StoresAndPos:

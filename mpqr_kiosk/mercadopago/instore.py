@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from mpqr_kiosk.core.model import Observation, OrderPhase, Payment, Sale
-from mpqr_kiosk.mercadopago.backend import Seller
 from mpqr_kiosk.mercadopago.errors import NotFound
 from mpqr_kiosk.mercadopago.http import HttpClient
+from mpqr_kiosk.mercadopago.seller import Seller
+from mpqr_kiosk.ports import PushResult
 
 
 class InstoreBackend:
@@ -49,9 +50,9 @@ class InstoreBackend:
             body["notification_url"] = self.seller.notification_url
         return body
 
-    def push(self, sale: Sale, ttl: float) -> str:
+    def push(self, sale: Sale, ttl: float) -> PushResult:
         self.client.request("PUT", self.orders_path, json=self.order_body(sale, ttl))
-        return ""
+        return PushResult("", self.client.server_time())
 
     def recover(self, sale: Sale, ttl: float) -> Observation:
         try:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from mpqr_kiosk.core.model import Observation, OrderPhase, Payment, Sale
-from mpqr_kiosk.mercadopago.backend import Seller
+from mpqr_kiosk.core.model import Observation, OrderPhase, Payment, PaymentStatus, Sale
 from mpqr_kiosk.mercadopago.errors import ApiError
 from mpqr_kiosk.mercadopago.http import HttpClient
+from mpqr_kiosk.mercadopago.seller import Seller
+from mpqr_kiosk.ports import PushResult
 
 PHASES = {
     "created": OrderPhase.OPEN,
@@ -16,6 +17,17 @@ PHASES = {
     "canceled": OrderPhase.CANCELLED,
     "refunded": OrderPhase.REFUNDED,
     "failed": OrderPhase.OPEN,
+}
+PAYMENT_STATUSES: dict[str, PaymentStatus | None] = {  # the transaction's status, in the Payments API's words
+    "created": None,
+    "processing": PaymentStatus.IN_PROCESS,
+    "action_required": PaymentStatus.IN_PROCESS,
+    "processed": PaymentStatus.APPROVED,
+    "failed": PaymentStatus.REJECTED,
+    "rejected": PaymentStatus.REJECTED,
+    "canceled": PaymentStatus.CANCELLED,
+    "expired": PaymentStatus.CANCELLED,
+    "refunded": PaymentStatus.REFUNDED,
 }
 MAX_ITEMS = 10  # the API's limit; longer sales are sent without item detail
 
@@ -59,8 +71,8 @@ class OrdersBackend:
             headers={"X-Idempotency-Key": sale.idempotency_key},
         ) or {}
 
-    def push(self, sale: Sale, ttl: float) -> str:
-        return str(self._create(sale, ttl).get("id", ""))
+    def push(self, sale: Sale, ttl: float) -> PushResult:
+        return PushResult(str(self._create(sale, ttl).get("id", "")), self.client.server_time())
 
     def recover(self, sale: Sale, ttl: float) -> Observation:
         return self._observe(self._create(sale, ttl))
@@ -75,9 +87,10 @@ class OrdersBackend:
         phase = PHASES.get(str(order.get("status", "")), OrderPhase.OPEN)
         payments = []
         for p in (order.get("transactions") or {}).get("payments") or []:
-            status = str(p.get("status", ""))
-            word = "approved" if status == "processed" else "rejected" if status in ("failed", "rejected") else status
-            payments.append(Payment(str(p.get("reference_id") or p.get("id", "")), word,
+            status = PAYMENT_STATUSES.get(str(p.get("status", "")), PaymentStatus.PENDING)
+            if status is None:
+                continue  # "created": the transaction waits for the customer; no attempt yet
+            payments.append(Payment(str(p.get("reference_id") or p.get("id", "")), status,
                                     site.from_api(p.get("paid_amount") or p.get("amount") or 0)))
         return Observation(phase, False, tuple(payments), str(order.get("id", "")), self.client.server_time())
 

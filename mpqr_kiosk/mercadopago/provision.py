@@ -14,8 +14,7 @@ import zxingcpp
 from PIL import Image
 
 from mpqr_kiosk import config as cfg
-from mpqr_kiosk import exits
-from mpqr_kiosk.mercadopago import emvco
+from mpqr_kiosk import emvco, exits
 from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.token import load_token

@@ -1,4 +1,4 @@
-"""Operator input: keypads, barcode scanners and standard input, one source per ``[input] devices`` entry.
+"""Operator input: keypads, barcode scanners and standard input, one source per device spec.
 
 Device specs:
 
@@ -15,12 +15,10 @@ How evdev keys become keys or scans (the device's role) is explained in ``hid``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
 
 from gpiozero.pins import Factory
 
-from mpqr_kiosk.config import InputConfig
 from mpqr_kiosk.core.events import Key, Scan
 from mpqr_kiosk.devices.input.evdev_source import EvdevSource
 from mpqr_kiosk.devices.input.hid import Refused, Role
@@ -28,6 +26,7 @@ from mpqr_kiosk.devices.input.keymaps import get_keymap
 from mpqr_kiosk.devices.input.keypad import KeypadSource
 from mpqr_kiosk.devices.input.serial_source import SerialSource
 from mpqr_kiosk.devices.input.stdin_source import StdinSource
+from mpqr_kiosk.ports import InputSource
 
 __all__ = ["InputSource", "Refused", "open_inputs"]
 
@@ -38,39 +37,32 @@ VALID_SPECS = (
 DEFAULT_BAUDRATE = 9600
 
 
-class InputSource(Protocol):
-    """A running input device. ``start()`` runs it in its own daemon thread; nothing raises from it."""
-
-    name: str
-
-    @property
-    def healthy(self) -> bool: ...
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-
-
 def open_inputs(
-    cfg: InputConfig,
+    specs: Iterable[str],
     emit: Callable[[Key | Scan], None],
+    *,
+    keymap: str = "us",
+    keypad_rows: Sequence[int] = (),
+    keypad_cols: Sequence[int] = (),
     pin_factory: Factory | None = None,
     on_refused: Callable[[Refused], None] | None = None,
 ) -> list[InputSource]:
-    """One (not yet started) source per ``cfg.devices`` entry; ``emit`` is called from their threads.
+    """One (not yet started) source per device spec; ``emit`` is called from their threads.
 
     ``on_refused`` hears of codes refused as barcodes (too long, non-printable), for a beep. A bad
     spec or keymap raises ``ValueError`` naming it and the valid forms.
     """
-    keymap = get_keymap(cfg.keymap)
+    keys = get_keymap(keymap)
     sources: list[InputSource] = []
-    for spec in cfg.devices:
+    for spec in specs:
         kind, _, rest = spec.partition(":")
         if kind == "evdev" and rest == "auto":
-            sources.append(EvdevSource(keymap, emit, on_refused=on_refused))
+            sources.append(EvdevSource(keys, emit, on_refused=on_refused))
         elif kind == "evdev":
             role, path = _evdev_path(spec, rest)
-            sources.append(EvdevSource(keymap, emit, path=path, role=role, on_refused=on_refused))
+            sources.append(EvdevSource(keys, emit, path=path, role=role, on_refused=on_refused))
         elif spec == "keypad":
-            sources.append(KeypadSource(cfg.keypad_rows, cfg.keypad_cols, emit, pin_factory=pin_factory))
+            sources.append(KeypadSource(keypad_rows, keypad_cols, emit, pin_factory=pin_factory))
         elif kind == "serial" and rest:
             port, baudrate = _serial_port(spec, rest)
             sources.append(SerialSource(port, baudrate, emit, on_refused=on_refused))

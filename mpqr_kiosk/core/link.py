@@ -1,0 +1,40 @@
+"""Connectivity: whether the Mercado Pago API answers us, and when to ask again (rule 7: no QR sale while
+offline). Any definite answer about a sale counts as online; an unsure one means "probe at once"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from mpqr_kiosk.core.timing import Timing
+
+
+@dataclass(frozen=True)
+class Link:
+    online: bool = False
+    probe_out: bool = False  # a ``Probe`` is in flight
+    next_probe: float = 0.0  # monotonic
+
+    def due(self, now: float, busy: bool) -> bool:
+        """Probe now? An online box with a live sale learns enough from the sale's own requests."""
+        return not self.probe_out and now >= self.next_probe and (not self.online or not busy)
+
+    def wakeup(self, busy: bool) -> float | None:
+        """When a probe could next go out (``None``: not until something else changes)."""
+        if self.probe_out or (self.online and busy):
+            return None
+        return self.next_probe
+
+    def probing(self) -> Link:
+        return replace(self, probe_out=True)
+
+    def probed(self, online: bool, now: float, timing: Timing) -> Link:
+        interval = timing.health_interval if online else timing.probe_interval
+        return replace(self, online=online, probe_out=False, next_probe=now + interval)
+
+    def answered(self) -> Link:
+        """A request about a sale got a definite answer."""
+        return replace(self, online=True)
+
+    def unsure(self, now: float) -> Link:
+        """A request about a sale got no usable answer: is it the network, or just this request? Ask at once."""
+        return replace(self, online=False, next_probe=now if self.online else self.next_probe)
