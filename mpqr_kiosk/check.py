@@ -14,7 +14,7 @@ from mpqr_kiosk.core.model import Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.mercadopago.errors import ApiError
 from mpqr_kiosk.mercadopago.http import HttpClient
-from mpqr_kiosk.mercadopago.provision import find_pos, static_payload
+from mpqr_kiosk.provision import find_pos, static_payload
 from mpqr_kiosk.screens import qr_fit
 from mpqr_kiosk.token import load_token
 

@@ -92,7 +92,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return check.run(args.config)
     if command == "provision":
-        from mpqr_kiosk.mercadopago import provision
+        from mpqr_kiosk import provision
 
         return provision.run(args.config)
     if command == "preview":

@@ -27,7 +27,7 @@ from mpqr_kiosk.emulator.server import EmulatorServer
 from mpqr_kiosk.emulator.state import Emulator
 from mpqr_kiosk.logsetup import setup
 from mpqr_kiosk.mercadopago.http import HttpClient
-from mpqr_kiosk.mercadopago.provision import find_pos, static_payload
+from mpqr_kiosk.provision import find_pos, static_payload
 from mpqr_kiosk.receipt import build_receipt, render_png
 from mpqr_kiosk.shell import Runtime
 

@@ -12,7 +12,7 @@ from mpqr_kiosk.assemble import backend_of
 from mpqr_kiosk.core.model import Item, OrderPhase, Sale
 from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse, NotFound, RateLimited, TransportError, Unauthorized
 from mpqr_kiosk.mercadopago.http import HttpClient
-from mpqr_kiosk.mercadopago.provision import find_pos, static_payload
+from mpqr_kiosk.provision import find_pos, static_payload
 
 
 def a_sale(ref: str = "POS001-0001", total: int = 2150) -> Sale:

@@ -9,9 +9,8 @@ import tarfile
 import pytest
 from fakeprinter import FakePrinter
 
-from mpqr_kiosk import check, cli, config, diagnostics, emvco, notify, preview
+from mpqr_kiosk import check, cli, config, diagnostics, emvco, notify, preview, provision
 from mpqr_kiosk.config import ConfigError
-from mpqr_kiosk.mercadopago import provision
 from mpqr_kiosk.token import load_token
 
 # shaped like a production token, but not a real one (the hex part has non-hex letters)

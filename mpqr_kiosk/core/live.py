@@ -307,15 +307,23 @@ def _unsure(live: LiveSale, event: ev.ApiUnsure, ctx: Context) -> Result:
     return live, [act.Log(logging.WARNING, f"outcome unknown ({event.reason}); will read back", event.reference)]
 
 
-def _recovered(live: LiveSale, event: ev.Observed, ctx: Context) -> Result:
-    """A read-back of an unsure create: there, gone, paid — or absent, and pushed again while still fresh."""
-    obs = event.observation
-    live, actions = _learn(live, obs, ctx)
-    if (decided := _decided(live, obs, ctx)) is not None:
-        return decided[0], actions + decided[1]
-    if obs.phase is not OrderPhase.ABSENT:
-        outcome, more = _confirmed(live, ev.Pushed(event.reference, obs.order_id, obs.server_time), ctx)
+def _reading(then: Callable[[LiveSale, Observation, ev.Observed, Context], Result]) -> Callable[..., Result]:
+    """A fresh read: learn what it teaches, let it decide the sale (paid, or over); if it does not, ``then``."""
+
+    def transition(live: LiveSale, event: ev.Observed, ctx: Context) -> Result:
+        obs = event.observation
+        live, actions = _learn(live, obs, ctx)
+        outcome, more = _decided(live, obs, ctx) or then(live, obs, event, ctx)
         return outcome, actions + more
+
+    return transition
+
+
+@_reading
+def _recovered(live: LiveSale, obs: Observation, event: ev.Observed, ctx: Context) -> Result:
+    """A read-back of an unsure create: there — or absent, and pushed again while the sale is still fresh."""
+    if obs.phase is not OrderPhase.ABSENT:
+        return _confirmed(live, ev.Pushed(event.reference, obs.order_id, obs.server_time), ctx)
     if live.origin is Origin.JOURNAL or ctx.now >= live.expires:  # stale: never put an old total on the QR
         return _unpaid(live, SaleState.EXPIRED, ScreenKind.EXPIRED, act.Log(
             logging.INFO, "the order never reached the POS and the sale is stale: expired, no money moved",
@@ -325,12 +333,11 @@ def _recovered(live: LiveSale, event: ev.Observed, ctx: Context) -> Result:
                   act.Push(live.sale, ctx.timing.ttl)]
 
 
-def _waiting_read(live: LiveSale, event: ev.Observed, ctx: Context) -> Result:
-    obs = event.observation
-    live, actions = _learn(live, obs, ctx)
-    if (decided := _decided(live, obs, ctx)) is not None:
-        return decided[0], actions + decided[1]
-    if live.unread:  # the first read after a restart starts the clock
+@_reading
+def _waiting_read(live: LiveSale, obs: Observation, event: ev.Observed, ctx: Context) -> Result:
+    """Still open: start the clock after a restart, and say when the customer scans or is rejected."""
+    actions: list[act.Action] = []
+    if live.unread:
         live = live.entering(Waiting(ctx.now))
     reference = live.sale.reference
     if obs.scanned and not live.scanned:
@@ -344,38 +351,28 @@ def _waiting_read(live: LiveSale, event: ev.Observed, ctx: Context) -> Result:
     return live, actions
 
 
-def _read_back(live: LiveSale, event: ev.Observed, ctx: Context) -> Result:
+@_reading
+def _read_back(live: LiveSale, obs: Observation, event: ev.Observed, ctx: Context) -> Result:
     """Before cancelling: found or not, cancel it (a create that timed out may still land)."""
-    obs = event.observation
-    live, actions = _learn(live, obs, ctx)
-    if (decided := _decided(live, obs, ctx)) is not None:
-        return decided[0], actions + decided[1]
-    return live.entering(SendingCancel()), actions
+    return live.entering(SendingCancel()), []
 
 
-def _read_before_cancel(live: LiveSale, event: ev.Observed, ctx: Context) -> Result:
-    """A read that was already out when the cancel came: it can still show the sale paid or over."""
-    obs = event.observation
-    live, actions = _learn(live, obs, ctx)
-    if (decided := _decided(live, obs, ctx)) is not None:
-        return decided[0], actions + decided[1]
-    return live, actions
+@_reading
+def _read_before_cancel(live: LiveSale, obs: Observation, event: ev.Observed, ctx: Context) -> Result:
+    """A read that was already out when the cancel came: unless it decided the sale, the cancel goes."""
+    return live, []
 
 
 def _cancel_sent(live: LiveSale, event: ev.CancelSent, ctx: Context) -> Result:
     return live.entering(FinalRead(ctx.now + ctx.timing.cancel_grace), due=ctx.now), []
 
 
-def _final_read(live: LiveSale, event: ev.Observed, ctx: Context) -> Result:
-    obs = event.observation
-    live, actions = _learn(live, obs, ctx)
-    if (decided := _decided(live, obs, ctx)) is not None:
-        return decided[0], actions + decided[1]
+@_reading
+def _final_read(live: LiveSale, obs: Observation, event: ev.Observed, ctx: Context) -> Result:
     assert isinstance(live.phase, FinalRead)
     if obs.scanned and ctx.now < live.phase.grace_until:  # the customer is mid-payment: keep reading
-        return live, actions
-    outcome, more = _ended_unpaid(live, obs)
-    return outcome, actions + more
+        return live, []
+    return _ended_unpaid(live, obs)
 
 
 TRANSITIONS: dict[tuple[type, type], Callable[..., Result]] = {

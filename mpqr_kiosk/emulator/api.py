@@ -59,40 +59,40 @@ def _require_key(req: Request) -> None:
 
 def _put_order(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
     _owner(p["user"], user, "invalid_collectorId")
-    emu.put_order(user, p["pos"], req.json(), p["store"])
+    emu.instore.put_order(user, p["pos"], req.json(), p["store"])
     return Response(204)
 
 
 def _get_order(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
     _owner(p["user"], user, "invalid_collectorId")
-    return json_response(200, emu.get_order(user, p["pos"], p["store"]))
+    return json_response(200, emu.instore.get_order(user, p["pos"], p["store"]))
 
 
 def _delete_order(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
     _owner(p["user"], user, "invalid_collectorId")
-    emu.delete_order(user, p["pos"], p["store"])
+    emu.instore.delete_order(user, p["pos"], p["store"])
     return Response(204)
 
 
 def _stores(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
     _owner(p["user"], user, "INVALID_USER_ID")
     if req.method == "POST":
-        return json_response(201, emu.create_store(user, req.json()))
-    return json_response(200, emu.search_stores(user, req.query))
+        return json_response(201, emu.points.create_store(user, req.json()))
+    return json_response(200, emu.points.search_stores(user, req.query))
 
 
 def _create_v1(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
     _require_key(req)
-    return json_response(201, emu.create_v1_order(user, req.json()))
+    return json_response(201, emu.orders.create(user, req.json()))
 
 
 def _refund_v1(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
     _require_key(req)
-    return json_response(201, emu.refund_v1_order(user, p["id"], req.json()))
+    return json_response(201, emu.orders.refund(user, p["id"], req.json()))
 
 
 def _png(emu: Emulator, req: Request, user: int, p: dict[str, Any]) -> Response:
-    return Response(200, emu.qr_png(p["pos"], p["uuid"]), "image/png")
+    return Response(200, emu.points.qr_png(p["pos"], p["uuid"]), "image/png")
 
 
 def _route(method: str, path: str, handler: Handler, op: str | None = None, auth: bool = True) -> Route:
@@ -106,9 +106,9 @@ ROUTES = [
     _route("GET", r"/users/me", lambda e, r, u, p: json_response(200, e.me(u))),
     _route("POST", r"/users/(?P<user>[^/]+)/stores", _stores),
     _route("GET", r"/users/(?P<user>[^/]+)/stores/search", _stores),
-    _route("POST", r"/pos", lambda e, r, u, p: json_response(200, e.create_pos(u, r.json()))),
-    _route("GET", r"/pos", lambda e, r, u, p: json_response(200, e.search_pos(u, r.query))),
-    _route("GET", r"/pos/(?P<id>[^/]+)", lambda e, r, u, p: json_response(200, e.get_pos(u, p["id"]))),
+    _route("POST", r"/pos", lambda e, r, u, p: json_response(200, e.points.create_pos(u, r.json()))),
+    _route("GET", r"/pos", lambda e, r, u, p: json_response(200, e.points.search_pos(u, r.query))),
+    _route("GET", r"/pos/(?P<id>[^/]+)", lambda e, r, u, p: json_response(200, e.points.get_pos(u, p["id"]))),
     _route("GET", r"/instore/merchant/qr/(?P<pos>[^/]+)/(?P<uuid>[^/]+)\.png", _png, auth=False),
     _route("PUT", INSTORE, _put_order, "push"),
     _route("GET", INSTORE, _get_order, "read"),
@@ -116,31 +116,31 @@ ROUTES = [
     _route(
         "GET",
         r"/merchant_orders/search",
-        lambda e, r, u, p: json_response(200, e.search_merchant_orders(u, r.query)),
+        lambda e, r, u, p: json_response(200, e.instore.search_merchant_orders(u, r.query)),
         "read",
     ),
     _route(
         "GET",
         r"/merchant_orders/(?P<id>[^/]+)",
-        lambda e, r, u, p: json_response(200, e.merchant_order(u, p["id"])),
+        lambda e, r, u, p: json_response(200, e.instore.merchant_order(u, p["id"])),
         "read",
     ),
     _route(
         "POST",
         r"/v1/payments/(?P<id>[^/]+)/refunds",
-        lambda e, r, u, p: json_response(201, e.refund_payment(u, p["id"], r.json())),
+        lambda e, r, u, p: json_response(201, e.instore.refund_payment(u, p["id"], r.json())),
     ),
     _route("POST", r"/v1/orders", _create_v1, "push"),
     _route(
         "GET",
         r"/v1/orders/(?P<id>[^/]+)",
-        lambda e, r, u, p: json_response(200, e.v1_order(u, p["id"])),
+        lambda e, r, u, p: json_response(200, e.orders.get(u, p["id"])),
         "read",
     ),
     _route(
         "POST",
         r"/v1/orders/(?P<id>[^/]+)/cancel",
-        lambda e, r, u, p: json_response(200, e.cancel_v1_order(u, p["id"])),
+        lambda e, r, u, p: json_response(200, e.orders.cancel(u, p["id"])),
         "cancel",
     ),
     _route("POST", r"/v1/orders/(?P<id>[^/]+)/refund", _refund_v1),

@@ -1,41 +1,51 @@
-"""Stores and points of sale (mp_api.md §2), mixed into ``Emulator``: each POS gets a static EMVCo payload."""
+"""Stores and points of sale (mp_api.md §2): each POS gets a static EMVCo payload and holds at most one
+order at a time, whichever API put it there."""
 
 from __future__ import annotations
 
 import copy
 import io
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import qrcode
 
 from mpqr_kiosk import emvco
-from mpqr_kiosk.core.sites import Site
 from mpqr_kiosk.emulator import errors, validate
-from mpqr_kiosk.emulator.records import CAPITAL, Pos, Store, legacy_time
+from mpqr_kiosk.emulator.account import Account
+from mpqr_kiosk.emulator.records import CAPITAL, InstoreOrder, Pos, Store, V1Order, legacy_time
 
 
-class StoresAndPos:
-    """``/users/{id}/stores``, ``/pos`` and the POS QR images; the host class provides the state below."""
+class Points:
+    """``/users/{id}/stores``, ``/pos`` and the POS QR images.
 
-    site: Site
-    user_id: int
-    clock: Callable[[], float]
-    lock: threading.RLock
-    base_url: str
-    _stores: dict[int, Store]
-    _pos: dict[int, Pos]
-    _pos_by_ext: dict[tuple[int, str], Pos]
-    _png: dict[int, bytes]
-    _store_ids: Iterator[int]
-    _pos_ids: Iterator[int]
+    ``busy_pos`` is what a new order on a POS that has one does: ``"replace"`` it or answer ``"409"``
+    (undocumented for both APIs: mp_api.md §3.2, mp_orders_api.md §3; inferred, so both are offered).
+    """
+
+    def __init__(self, account: Account, busy_pos: str = "replace") -> None:
+        if busy_pos not in ("replace", "409"):
+            raise ValueError(f"busy_pos must be 'replace' or '409', not {busy_pos!r}")
+        self.account = account
+        self.busy_pos = busy_pos
+        self._stores: dict[int, Store] = {}
+        self._pos: dict[int, Pos] = {}
+        self._pos_by_ext: dict[tuple[int, str], Pos] = {}
+        self._png: dict[int, bytes] = {}
+
+    def seed(self, user_id: int) -> None:
+        """Store ``STORE001`` and POS ``POS001`` for ``user_id``."""
+        spanish = self.account.site.language == "es"
+        self.create_store(user_id, {"name": "Tienda de Prueba" if spanish else "Loja de Teste",
+                                    "external_id": "STORE001"})
+        self.create_pos(user_id, {"name": "Caja 1" if spanish else "Caixa 1", "fixed_amount": True,
+                                  "external_store_id": "STORE001", "external_id": "POS001"})
 
     def create_store(self, user_id: int, body: Any) -> dict[str, Any]:
         """``POST /users/{user_id}/stores``."""
         validate.store(body)
-        with self.lock:
+        with self.account.lock:
             ext = body.get("external_id")
             if ext is not None and self._store_by_ext(user_id, ext):
                 raise errors.legacy(409, "conflict", "A store with the same EXTERNAL_ID already exists")
@@ -43,12 +53,12 @@ class StoresAndPos:
             street = " ".join(str(where[k]) for k in ("street_name", "street_number") if where.get(k))
             parts = [street] + [str(where[k]) for k in ("city_name", "state_name") if where.get(k)]
             store = Store(
-                next(self._store_ids), user_id, where.get("city_name") or CAPITAL[self.site.country], {}
+                next(self.account.ids.store), user_id, where.get("city_name") or CAPITAL[self.account.site.country], {}
             )
             store.data = {
                 "id": store.id,
                 "name": body["name"],
-                "date_creation": legacy_time(self.clock()),
+                "date_creation": legacy_time(self.account.clock()),
                 "business_hours": body.get("business_hours", {}),
                 "external_id": ext,
                 "location": {
@@ -73,7 +83,7 @@ class StoresAndPos:
 
     def search_stores(self, user_id: int, query: Mapping[str, str]) -> dict[str, Any]:
         """``GET /users/{user_id}/stores/search?external_id=&offset=&limit=``."""
-        with self.lock:
+        with self.account.lock:
             found = [
                 s.data
                 for s in self._stores.values()
@@ -84,14 +94,14 @@ class StoresAndPos:
     def create_pos(self, user_id: int, body: Any) -> dict[str, Any]:
         """``POST /pos``: the POS and its static EMVCo payload (served as a PNG at ``qr.image``)."""
         validate.pos(body)
-        with self.lock:
+        with self.account.lock:
             store = self._pos_store(user_id, body)
             if (user_id, body["external_id"]) in self._pos_by_ext:
                 raise errors.legacy(409, "conflict", "A pos with the same EXTERNAL_ID already exists")
-            pos_id, now = next(self._pos_ids), legacy_time(self.clock())
+            pos_id, now = next(self.account.ids.pos), legacy_time(self.account.clock())
             name = store.data["name"] if emvco.ascii_fold(store.data["name"], 25) else "Mercado Pago"
-            city = store.city if emvco.ascii_fold(store.city, 15) else CAPITAL[self.site.country]
-            payload = emvco.build_static(pos_id, self.site, name, city)
+            city = store.city if emvco.ascii_fold(store.city, 15) else CAPITAL[self.account.site.country]
+            payload = emvco.build_static(pos_id, self.account.site, name, city)
             data = {
                 "id": pos_id,
                 "user_id": user_id,
@@ -110,7 +120,7 @@ class StoresAndPos:
                 data["url"] = body["url"]
             pos = Pos(pos_id, user_id, store, payload, data)
             self._pos[pos_id] = self._pos_by_ext[(user_id, body["external_id"])] = pos
-            return self._pos_view(pos)
+            return self.view(pos)
 
     def _pos_store(self, user_id: int, body: dict[str, Any]) -> Store:
         by_ext = by_id = None
@@ -129,8 +139,8 @@ class StoresAndPos:
             raise errors.legacy(400, "INEXISTENT_EXTERNAL_STORE_ID", "external_store_id is required")
         return store
 
-    def _pos_view(self, pos: Pos) -> dict[str, Any]:
-        base = f"{self.base_url}/instore/merchant/qr/{pos.id}"
+    def view(self, pos: Pos) -> dict[str, Any]:
+        base = f"{self.account.base_url}/instore/merchant/qr/{pos.id}"
         uid = pos.data["uuid"]
         qr = {
             "image": f"{base}/{uid}.png",
@@ -141,10 +151,10 @@ class StoresAndPos:
 
     def search_pos(self, user_id: int, query: Mapping[str, str]) -> dict[str, Any]:
         """``GET /pos?external_id=&external_store_id=&store_id=&category=``."""
-        with self.lock:
+        with self.account.lock:
             keys = [k for k in ("external_id", "external_store_id", "store_id", "category") if k in query]
             found = [
-                self._pos_view(p)
+                self.view(p)
                 for p in self._pos.values()
                 if p.user_id == user_id and all(str(p.data[k]) == query[k] for k in keys)
             ]
@@ -154,20 +164,20 @@ class StoresAndPos:
         """``GET /pos/{id}``."""
         if not pos_id.isdigit():
             raise errors.legacy(400, "INVALID_POS_ID", "pos id must be numeric")
-        with self.lock:
+        with self.account.lock:
             pos = self._pos.get(int(pos_id))
             if pos is None or pos.user_id != user_id:
                 raise errors.legacy(404, "not_found", "Point of sale not found")
-            return self._pos_view(pos)
+            return self.view(pos)
 
-    def payload(self, external_pos_id: str, user_id: int | None = None) -> str:
+    def payload(self, user_id: int, external_pos_id: str) -> str:
         """The static EMVCo payload of a POS (what its QR image encodes)."""
-        with self.lock:
-            return self._pos_for(self.user_id if user_id is None else user_id, external_pos_id).payload
+        with self.account.lock:
+            return self.pos_for(user_id, external_pos_id).payload
 
     def qr_png(self, pos_id: str, uid: str) -> bytes:
         """The POS's static QR as a PNG (box 8 px, quiet zone 4 modules), as ``qr.image`` links it."""
-        with self.lock:
+        with self.account.lock:
             pos = self._pos.get(int(pos_id)) if pos_id.isdigit() else None
             if pos is None or pos.data["uuid"] != uid:
                 raise errors.legacy(404, "not_found", "QR image not found")
@@ -178,7 +188,24 @@ class StoresAndPos:
                 self._png[pos.id] = _png_bytes(code)
             return self._png[pos.id]
 
-    def _pos_for(self, user_id: int, external_pos_id: str, external_store_id: str | None = None) -> Pos:
+    def find(self, user_id: int, external_pos_id: str) -> Pos | None:
+        return self._pos_by_ext.get((user_id, external_pos_id))
+
+    def all(self) -> list[Pos]:
+        return list(self._pos.values())
+
+    def occupy(self, pos: Pos, order: InstoreOrder | V1Order, busy: errors.ApiError) -> None:
+        """Put an order on a POS, by the ``busy_pos`` rule when it already carries one."""
+        if pos.slot is not None:
+            if self.busy_pos == "409":
+                raise busy
+            pos.slot.displaced()
+        pos.slot = order
+
+    def stores(self) -> list[dict[str, Any]]:
+        return [s.data for s in self._stores.values()]
+
+    def pos_for(self, user_id: int, external_pos_id: str, external_store_id: str | None = None) -> Pos:
         if not validate.alphanumeric(external_pos_id):
             raise errors.legacy(400, "invalid_externalPosId", "external_pos_id must be letters and digits")
         pos = self._pos_by_ext.get((user_id, external_pos_id))

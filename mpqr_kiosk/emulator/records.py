@@ -55,6 +55,9 @@ class InstoreOrder:
     expires_at: float | None
     mo_ids: list[int] = field(default_factory=list)
 
+    def displaced(self) -> None:
+        """Another order took the POS: this one is gone (its merchant orders stay as they are)."""
+
 
 @dataclass
 class V1Order:
@@ -68,6 +71,10 @@ class V1Order:
     refunded: int = 0
     scans: int = 0
     attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def displaced(self) -> None:
+        """Another order took the POS: this one stays created, unpayable, until it expires."""
+        self.pos = None
 
 
 @dataclass
