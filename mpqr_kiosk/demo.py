@@ -113,12 +113,13 @@ def _sale(out: Path, the_site, lang: str, url: str, emulator: Emulator, say: Nar
         say("order is on the POS: display shows the QR, the total and the countdown; yellow LED blinks")
 
         emulator.scan("POS001")
-        _expect(runtime.run_until(lambda: _screen(runtime) is ScreenKind.CUSTOMER_PAYING, STEP_TIMEOUT),
-                "the scan was not seen")
-        say("customer scanned the QR: display says the customer is paying")
+        say("customer scanned the QR: the app shows the checkout (the box sees nothing until a payment attempt)")
         emulator.pay("POS001", "rejected")
         _expect(runtime.run_until(lambda: _rejections(runtime) >= 1, STEP_TIMEOUT), "the rejection was not seen")
         say("payment REJECTED: the order stays on the POS, the customer may try again")
+        _expect(runtime.run_until(lambda: _screen(runtime) is ScreenKind.CUSTOMER_PAYING, STEP_TIMEOUT),
+                "the attempt was not shown")
+        say("display says the customer is paying")
         emulator.pay("POS001", "approved")
         reference = sale.reference
         _expect(runtime.run_until(lambda: _printed(runtime, reference), STEP_TIMEOUT), "the receipt never printed")

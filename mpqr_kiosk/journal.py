@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from mpqr_kiosk.core.model import CancelReason, Item, ReceiptState, Sale, SaleState
+from mpqr_kiosk.core.model import CancelReason, Item, Payment, ReceiptState, Sale, SaleState
 
 FILE_NAME = "sales.sqlite3"
 
@@ -49,6 +49,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX history_reference ON history (reference);
     """,
     "ALTER TABLE sales ADD COLUMN paid_at REAL NOT NULL DEFAULT 0;",
+    """
+    ALTER TABLE sales ADD COLUMN ttl REAL NOT NULL DEFAULT 0;
+    ALTER TABLE sales ADD COLUMN watch_until REAL NOT NULL DEFAULT 0;
+    ALTER TABLE sales ADD COLUMN payments TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX sales_watch ON sales (watch_until) WHERE watch_until > 0;
+    """,
 )
 
 _COLUMNS = [f for f in Sale.__dataclass_fields__]
@@ -90,6 +96,7 @@ class Journal:
         """Insert or update the sale and append to its history, in one durable commit."""
         row = asdict(sale)
         row["items"] = json.dumps([asdict(item) for item in sale.items], ensure_ascii=False)
+        row["payments"] = json.dumps([asdict(p) for p in sale.payments])
         row["state"], row["receipt"] = sale.state.value, sale.receipt.value
         row["updated_at"] = time.time()
         names = ", ".join(row)
@@ -116,11 +123,17 @@ class Journal:
         return rows[0] if rows else None
 
     def unfinished(self) -> list[Sale]:
-        """Sales a restart must finish: not final, or paid without a printed receipt (oldest first)."""
+        """Sales a restart must carry on with (oldest first): live ones, paid without a printed receipt,
+        refunds not yet confirmed, and ended sales still watched for late payments."""
         return self._select(
-            "WHERE state IN (?, ?, ?) OR (state = ? AND receipt != ?) ORDER BY created_at",
-            (SaleState.PUSHING, SaleState.WAITING, SaleState.CANCELLING, SaleState.PAID, ReceiptState.PRINTED),
+            "WHERE state IN (?, ?, ?, ?) OR (state = ? AND receipt != ?) OR watch_until > 0 ORDER BY created_at",
+            (SaleState.PUSHING, SaleState.WAITING, SaleState.CANCELLING, SaleState.REFUNDING, SaleState.PAID,
+             ReceiptState.PRINTED),
         )
+
+    def in_review(self) -> list[Sale]:
+        """Sales whose money needs a person, newest first."""
+        return self._select("WHERE state = ? ORDER BY created_at DESC", (SaleState.REVIEW,))
 
     def recent(self, limit: int = 20) -> list[Sale]:
         return self._select("ORDER BY updated_at DESC LIMIT ?", (limit,))
@@ -146,6 +159,7 @@ class Journal:
             data["items"] = tuple(Item(**item) for item in json.loads(data["items"]))
             data["state"], data["receipt"] = SaleState(data["state"]), ReceiptState(data["receipt"])
             data["cancel_reason"] = CancelReason(data["cancel_reason"])
+            data["payments"] = tuple(Payment(**p) for p in json.loads(data["payments"]))
             sales.append(Sale(**data))
         return sales
 

@@ -41,6 +41,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "refused": "Pedido recusado",
         "unknown_code": "Código desconhecido",
         "busy": "Venda em andamento",
+        "too_much": "Valor acima do máximo",
+        "review": "Revisar pagamento",
+        "review_hint": "Não cobre de novo",
     },
     "es": {
         "ready": "Listo",
@@ -62,6 +65,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "refused": "Pedido rechazado",
         "unknown_code": "Código desconocido",
         "busy": "Venta en curso",
+        "too_much": "Monto sobre el máximo",
+        "review": "Revisar pago",
+        "review_hint": "No cobre de nuevo",
     },
 }
 
@@ -277,11 +283,12 @@ def _message_rows(screen: Screen, site: Site, t: dict[str, str]) -> list[_Row]:
     """Rows for every screen but Entering and Pay: a title, maybe a hint, the total, the time left."""
     kind = screen.kind
     title = {ScreenKind.READY: t["ready"], ScreenKind.CUSTOMER_PAYING: t["customer_paying"],
-             ScreenKind.PAID: t["paid"], ScreenKind.REJECTED: t["rejected"],
+             ScreenKind.PAID: t["paid"], ScreenKind.REJECTED: t["rejected"], ScreenKind.REVIEW: t["review"],
              ScreenKind.CANCELLED: t["cancelled"], ScreenKind.EXPIRED: t["expired"],
              ScreenKind.OFFLINE: t["offline"], ScreenKind.PRINTER_PROBLEM: t["printer_problem"]}[kind]
     hints = {ScreenKind.READY: t["ready_hint"], ScreenKind.REJECTED: t["try_again"],
-             ScreenKind.OFFLINE: t["offline_hint"], ScreenKind.PRINTER_PROBLEM: t["printer_hint"]}
+             ScreenKind.REVIEW: t["review_hint"], ScreenKind.OFFLINE: t["offline_hint"],
+             ScreenKind.PRINTER_PROBLEM: t["printer_hint"]}
     hint = hints.get(kind, "")
     rows = [_Row(title, big=True, prio=90)]
     if hint:

@@ -85,18 +85,23 @@ def api_job(backend: Backend, action: act.ApiRequest | act.Probe | act.Refund) -
     """Carry out one API action; turn the answer or the error into the event the core expects."""
     if isinstance(action, act.Probe):
         try:
-            backend.probe()
+            server_time = backend.probe()
+        except ApiError as exc:
+            return ev.Connectivity(False, str(exc), retry_after=exc.retry_after)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the API is not usable now
-            return ev.Connectivity(False, str(exc) if isinstance(exc, ApiError) else type(exc).__name__)
-        return ev.Connectivity(True)
+            return ev.Connectivity(False, type(exc).__name__)
+        return ev.Connectivity(True, server_time=server_time)
     sale = action.sale
     if isinstance(action, act.Refund):
         try:
             backend.refund(sale)
-        except Exception as exc:  # noqa: BLE001 - the refund is not known to have happened
-            log.error("sale %s: refund failed: %s", sale.reference, exc)
-            return ev.RefundFailed(sale.reference, str(exc) if isinstance(exc, ApiError) else type(exc).__name__,
-                                   action.request_id)
+        except ApiError as exc:
+            return ev.RefundFailed(sale.reference, str(exc), action.request_id, definite=not exc.indeterminate,
+                                   retry_after=exc.retry_after)
+        except Exception as exc:  # noqa: BLE001 - an answer our code did not expect: the outcome is unknown
+            log.exception("sale %s: refund failed unexpectedly", sale.reference)
+            return ev.RefundFailed(sale.reference, f"unexpected {type(exc).__name__}", action.request_id,
+                                   definite=False)
         return ev.Refunded(sale.reference, action.request_id)
     try:
         if isinstance(action, act.Push):
@@ -191,8 +196,9 @@ class Runtime:
                 log.info("sale %s: %s, receipt %s, total %s", sale.reference, sale.state, sale.receipt,
                          self.site.format(sale.total))
             case act.Push() | act.Recover() | act.Read() | act.Cancel() | act.Refund() | act.Probe():
-                if not isinstance(action, act.Probe):
-                    log.info("sale %s: %s", action.sale.reference, type(action).__name__.lower())
+                if not isinstance(action, act.Probe):  # routine reads only at debug: one a second adds up
+                    log.log(logging.DEBUG if isinstance(action, act.Read) else logging.INFO, "sale %s: %s",
+                            action.sale.reference, type(action).__name__.lower())
                 self.api.submit(lambda action=action: api_job(self.backend, action))
             case act.Print(sale, copy):
                 log.info("sale %s: printing the receipt%s", sale.reference, " (COPY)" if copy else "")
@@ -244,7 +250,8 @@ def _log_event(event: ev.Event) -> None:
     reference = getattr(event, "reference", "")
     if isinstance(event, ev.Observed):
         obs: Observation = event.observation
-        detail = f"{obs.phase}, scanned={obs.scanned}, approved={obs.approved}, payments={len(obs.payments)}"
+        detail = (f"{obs.phase}, approved={obs.approved}, payments={len(obs.payments)}"
+                  f"{', one in review' if obs.in_review else ''}")
         level = logging.DEBUG if obs.phase is OrderPhase.OPEN and not obs.payments else logging.INFO
         log.log(level, "sale %s: observed %s", reference, detail)
     elif isinstance(event, ev.Key | ev.Scan):

@@ -17,8 +17,9 @@ TOKEN = f"TEST-SECRET-abcdef0123456789-{USER_ID}"
 
 
 @pytest.fixture
-def emulator():
-    emu = Emulator(site="MLB", user_id=USER_ID)
+def emulator(request):
+    """The emulator over HTTP, in the merchant-order mode a test asks for (``indirect`` parametrisation)."""
+    emu = Emulator(site="MLB", user_id=USER_ID, merchant_order=getattr(request, "param", "at_create"))
     with EmulatorServer(emu) as server:
         emu.url = server.url
         yield emu

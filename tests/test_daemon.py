@@ -178,8 +178,9 @@ def test_certification_checklist_of_the_attended_model(daemon):
     assert emu.scan("POS001")["waiting"] is True
     reference = daemon.sale("30.00")
     assert daemon.until(lambda: daemon.state_of(reference) == "waiting")
-    # 2. once the order is on the POS the waiting customer gets the checkout (a merchant order appears)
-    assert daemon.until(lambda: daemon.control("status")["screen"] == "customer_paying", 10)
+    # 2. once the order is on the POS the waiting customer gets the checkout (the box cannot see a scan: §12.1)
+    assert emu.snapshot()["pos"][0]["checkouts"] == ["buyer"]
+    assert daemon.control("status")["screen"] == "pay"
     # 4. a rejected payment keeps the order on the POS for a retry
     emu.pay("POS001", "rejected")
     assert daemon.until(lambda: (daemon.control("status")["sale"] or {}).get("rejected_payments") == 1)

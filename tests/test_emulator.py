@@ -92,8 +92,9 @@ def clock():
 
 
 @pytest.fixture
-def emulator(clock):
-    return Emulator(site="MLA", user_id=USER, clock=clock)
+def emulator(request, clock):
+    """The emulator, in the merchant-order mode a test asks for (``indirect`` parametrisation)."""
+    return Emulator(site="MLA", user_id=USER, clock=clock, merchant_order=getattr(request, "param", "at_create"))
 
 
 @pytest.fixture
@@ -155,8 +156,12 @@ def test_unknown_route_and_wrong_method(api):
 # -- stores and POS ----------------------------------------------------------------------------------
 
 
+WHERE = {"street_name": "Caseros", "street_number": "3039", "city_name": "Belgrano", "state_name": "Capital Federal",
+         "latitude": -34.56, "longitude": -58.46}  # devsite-docs stores.json's example, placed in Buenos Aires
+
+
 def test_store_create_and_search(api):
-    created = api.post(f"/users/{USER}/stores", json={"name": "Sucursal 2", "external_id": "SUC002"})
+    created = api.post(f"/users/{USER}/stores", json={"name": "Sucursal 2", "external_id": "SUC002", "location": WHERE})
     assert created.status_code == 201
     assert created.json()["external_id"] == "SUC002" and isinstance(created.json()["id"], int)
     found = api.get(f"/users/{USER}/stores/search", params={"external_id": "SUC002"}).json()
@@ -170,9 +175,18 @@ def test_store_create_and_search(api):
 @pytest.mark.parametrize(
     "path, body, status, error",
     [
-        (f"/users/{USER}/stores", {"external_id": "S1"}, 400, "INVALID_NAME"),
-        (f"/users/{USER}/stores", {"name": "x", "external_id": "S-1"}, 400, "INVALID_EXTERNAL_ID"),
-        (f"/users/{USER}/stores", {"name": "x", "external_id": "STORE001"}, 409, "conflict"),
+        (f"/users/{USER}/stores", {"external_id": "S1", "location": WHERE}, 400, "INVALID_NAME"),
+        (f"/users/{USER}/stores", {"name": "x", "external_id": "S-1", "location": WHERE}, 400, "INVALID_EXTERNAL_ID"),
+        (f"/users/{USER}/stores", {"name": "x", "external_id": "STORE001", "location": WHERE}, 409, "conflict"),
+        (f"/users/{USER}/stores", {"name": "x", "external_id": "S1"}, 400, "INVALID_LOCATION"),
+        (f"/users/{USER}/stores", {"name": "x", "location": {**WHERE, "city_name": 7}}, 400, "INVALID_CITY_NAME"),
+        (f"/users/{USER}/stores", {"name": "x", "location": {**WHERE, "state_name": ""}}, 400, "INVALID_STATE_NAME"),
+        (f"/users/{USER}/stores", {"name": "x", "location": {k: v for k, v in WHERE.items() if k != "street_name"}},
+         400, "INVALID_STREET_NAME"),
+        (f"/users/{USER}/stores", {"name": "x", "location": {**WHERE, "latitude": None}}, 400, "VALIDATION_ERROR"),
+        (f"/users/{USER}/stores", {"name": "x", "location": {**WHERE, "latitude": 19.43, "longitude": -99.13}},
+         400, "BAD_REQUEST"),  # Mexico City is outside MLA
+        (f"/users/{USER}/stores", {"name": "x", "location": WHERE, "colour": "red"}, 400, "UNKNOWN_FIELD"),
         ("/users/abc/stores", {"name": "x"}, 400, "INVALID_USER_ID"),
         ("/users/999/stores", {"name": "x"}, 400, "invalid_access_token"),
     ],
@@ -218,13 +232,14 @@ def test_pos_errors(api, change, status, error):
 
 
 def test_pos_payload_takes_the_store_name_and_city(api, emulator):
-    location = {"street_name": "Rua Augusta", "street_number": "10", "city_name": "São Paulo"}
-    api.post(
+    location = {**WHERE, "street_name": "Rua Augusta", "street_number": "10", "city_name": "São Paulo",
+                "state_name": "SP"}
+    assert api.post(
         f"/users/{USER}/stores", json={"name": "Padaria São João", "external_id": "S2", "location": location}
-    )
-    api.post(
-        f"/users/{USER}/stores", json={"name": "東京", "external_id": "S3", "location": {"city_name": "東京"}}
-    )
+    ).status_code == 201
+    assert api.post(
+        f"/users/{USER}/stores", json={"name": "東京", "external_id": "S3", "location": {**WHERE, "city_name": "東京"}}
+    ).status_code == 201
     for store, pos in (("S2", "P2"), ("S3", "P3")):
         body = {"name": "Caixa", "fixed_amount": True, "external_store_id": store, "external_id": pos}
         assert api.post("/pos", json=body).status_code == 200
@@ -233,7 +248,7 @@ def test_pos_payload_takes_the_store_name_and_city(api, emulator):
     fields = emvco.parse(emulator.payload("P3"))  # nothing printable: a fallback, not an error
     assert (fields["59"], fields["60"]) == ("Mercado Pago", "BUENOS AIRES")
     found = api.get(f"/users/{USER}/stores/search", params={"external_id": "S2"}).json()
-    assert found["results"][0]["location"]["address_line"] == "Rua Augusta 10, São Paulo"
+    assert found["results"][0]["location"]["address_line"] == "Rua Augusta 10, São Paulo, SP"
 
 
 def test_pos_by_id_errors(api):
@@ -406,7 +421,8 @@ def test_rejected_payment_keeps_the_order_for_a_retry(api):
     assert mo["status"] == "closed" and [p["status"] for p in mo["payments"]] == ["rejected", "approved"]
 
 
-def test_every_scan_opens_a_new_merchant_order(api):
+@pytest.mark.parametrize("emulator", ["at_scan"], indirect=True)
+def test_at_scan_every_scan_opens_a_new_merchant_order(api):
     api.put(ORDERS, json=order())
     first = api.emu("POST", "scan", {"external_pos_id": "POS001"}).json()["merchant_order"]
     second = api.emu("POST", "scan", {"external_pos_id": "POS001"}).json()["merchant_order"]

@@ -139,7 +139,12 @@ def opened(**kw) -> Observation:
 
 
 def closed(*payments: Payment, **kw) -> Observation:
-    return Observation(OrderPhase.CLOSED, True, payments, **kw)
+    return Observation(OrderPhase.CLOSED, payments, **kw)
+
+
+def paying(**kw) -> Observation:
+    """The customer is mid-payment: an attempt in review (the only sign of a customer, §12.1)."""
+    return opened(payments=(Payment("p0", "in_process", 1250),), **kw)
 
 
 # ---------------------------------------------------------------- the rig
@@ -264,7 +269,7 @@ def assert_journal_first(rig: Rig) -> None:
 def online(site_id: str = "MLA", timing: Timing = DEFAULT) -> Rig:
     rig = Rig(site_id, timing)
     rig.start()
-    rig.do(Connectivity(True))
+    rig.do(Connectivity(True, server_time=SERVER0))  # the probe's answer tells the API server's clock
     return rig
 
 
@@ -562,7 +567,9 @@ def test_enter_journals_the_sale_before_pushing_it():
     acts = rig.press(ENTER)
     assert kinds(acts) == [Sound, Save, Push, Show, Light]
     sale = acts[1].sale
-    assert sale == Sale("ref1", "idem1", "MLA", (keyed(1250),), 1250, WALL0)
+    # its expiry is fixed before the push, on the API server's clock, so a replay never gets a fresh one
+    assert sale == Sale("ref1", "idem1", "MLA", (keyed(1250),), 1250, WALL0, ttl=DEFAULT.ttl,
+                        expires_at=SERVER0 + DEFAULT.ttl)
     assert sale.state is SaleState.PUSHING and sale.receipt is ReceiptState.NONE
     assert acts[2] == Push(sale, DEFAULT.ttl)
     assert acts[3] == Show(Screen(ScreenKind.PAY, (keyed(1250),), 1250, reference="ref1"))
@@ -657,13 +664,15 @@ def test_reads_slow_down_after_poll_backoff_after():
 # ================================================================ scanned, rejected, retried
 
 
-def test_scan_shows_customer_paying():
+def test_a_payment_attempt_shows_customer_paying():
     rig = waiting()
     read_in_flight(rig)
-    acts = rig.do(Observed("ref1", opened(scanned=True)))
+    assert shown(rig.do(Observed("ref1", opened()))) is None  # a merchant order alone says nothing (§12.1)
+    read_in_flight(rig)
+    acts = rig.do(Observed("ref1", paying()))
     assert kinds(acts) == [Log, Show]
-    assert "scanned" in acts[0].message
-    assert shown(acts) == Screen(ScreenKind.CUSTOMER_PAYING, (keyed(1250),), 1250, seconds_left=599,
+    assert "payment attempt" in acts[0].message
+    assert shown(acts) == Screen(ScreenKind.CUSTOMER_PAYING, (keyed(1250),), 1250, seconds_left=598,
                                  reference="ref1")
     assert rig.leds is LedPattern.WAITING
     assert rig.sale.state is SaleState.WAITING
@@ -672,9 +681,9 @@ def test_scan_shows_customer_paying():
 def test_rejected_payment_keeps_the_sale_and_a_retry_approved_is_paid():
     rig = waiting()
     read_in_flight(rig)
-    rig.do(Observed("ref1", opened(scanned=True)))
+    rig.do(Observed("ref1", paying()))
     read_in_flight(rig)
-    bad = opened(scanned=True, payments=(no(1250, "p1"),))
+    bad = opened(payments=(no(1250, "p1"),))
     acts = rig.do(Observed("ref1", bad))
     assert kinds(acts) == [Save, Sound, Log, Show]
     sale = acts[0].sale
@@ -706,10 +715,10 @@ def test_rejected_payment_keeps_the_sale_and_a_retry_approved_is_paid():
 def test_a_second_rejection_is_announced_again():
     rig = waiting()
     read_in_flight(rig)
-    rig.do(Observed("ref1", opened(scanned=True, payments=(no(1250, "p1"),))))
-    rig.run(DEFAULT.result_seconds + 1, answer=opened(scanned=True, payments=(no(1250, "p1"),)))
+    rig.do(Observed("ref1", opened(payments=(no(1250, "p1"),))))
+    rig.run(DEFAULT.result_seconds + 1, answer=opened(payments=(no(1250, "p1"),)))
     read_in_flight(rig)
-    acts = rig.do(Observed("ref1", opened(scanned=True, payments=(no(1250, "p1"), no(1250, "p2")))))
+    acts = rig.do(Observed("ref1", opened(payments=(no(1250, "p1"), no(1250, "p2")))))
     assert journaled(acts)[0].rejected_payments == 2
     assert beeps(acts) == [Beep.ERROR]
     assert rig.screen.kind is ScreenKind.REJECTED
@@ -759,7 +768,7 @@ def test_after_paid_a_new_sale_may_start():
 def test_closed_with_approved_different_from_total_is_review_never_paid_or_printed(payments):
     rig = waiting()
     read_in_flight(rig)
-    acts = rig.do(Observed("ref1", Observation(OrderPhase.CLOSED, True, payments)))
+    acts = rig.do(Observed("ref1", Observation(OrderPhase.CLOSED, payments)))
     assert [s.state for s in journaled(acts)] == [SaleState.REVIEW]
     assert any(log.level == logging.ERROR for log in of(acts, Log))
     assert of(acts, Print) == [] and Beep.PAID not in beeps(acts)
@@ -772,15 +781,15 @@ def test_closed_with_approved_different_from_total_is_review_never_paid_or_print
 def test_open_with_a_smaller_approved_payment_keeps_waiting():
     rig = waiting()
     read_in_flight(rig)
-    acts = rig.do(Observed("ref1", opened(scanned=True, payments=(ok(500),))))
+    acts = rig.do(Observed("ref1", opened(payments=(ok(500),))))
     assert of(acts, Save) == [] and of(acts, Print) == []
     assert rig.sale.state is SaleState.WAITING
-    assert kinds(api(rig.run(1.0, answer=opened(scanned=True, payments=(ok(500),))))) == [Read]
+    assert kinds(api(rig.run(1.0, answer=opened(payments=(ok(500),))))) == [Read]
 
 
 def test_an_open_order_never_completes_a_sale_even_fully_approved():
     rig = waiting()
-    full = opened(scanned=True, payments=(ok(1250),))
+    full = opened(payments=(ok(1250),))
     read_in_flight(rig)
     rig.do(Observed("ref1", full))
     rig.run(20, answer=full)
@@ -872,7 +881,7 @@ def test_rule3_recover_finding_the_order_open_moves_to_waiting():
     (sale,) = journaled(acts)
     assert sale.state is SaleState.WAITING and sale.order_id == "ORD7"
     assert sale.expires_at == SERVER0 + DEFAULT.ttl
-    assert rig.screen.kind is ScreenKind.PAY and rig.screen.seconds_left == 600
+    assert rig.screen.kind is ScreenKind.PAY and rig.screen.seconds_left == 598  # counting from the charge
     delay, acts = rig.until_api()
     assert delay == pytest.approx(DEFAULT.poll_interval)
     assert kinds(api(acts)) == [Read]
@@ -980,7 +989,7 @@ def test_cancel_with_the_customer_mid_payment_keeps_reading_until_cancel_grace()
     rig = waiting()
     rig.press(CLEAR)
     rig.do(CancelSent("ref1"))
-    scanned = opened(scanned=True)
+    scanned = paying()
     assert of(rig.do(Observed("ref1", scanned)), Save) == []
     acts = rig.run(DEFAULT.cancel_grace - 0.5, answer=scanned)
     assert len(of(acts, Read)) == DEFAULT.cancel_grace - 1  # reading every poll_interval
@@ -995,8 +1004,8 @@ def test_cancel_grace_lets_a_late_payment_win():
     rig = waiting()
     rig.press(CLEAR)
     rig.do(CancelSent("ref1"))
-    rig.do(Observed("ref1", opened(scanned=True)))
-    rig.run(10, answer=lambda t: opened(scanned=True) if t < 8 else closed(ok(1250)))
+    rig.do(Observed("ref1", paying()))
+    rig.run(10, answer=lambda t: paying() if t < 8 else closed(ok(1250)))
     states = [s.state for s in journaled(rig.log)]
     assert SaleState.CANCELLED not in states
     assert states[-2:] == [SaleState.PAID, SaleState.PAID]
@@ -1085,9 +1094,13 @@ def test_cancel_never_forgets_approved_money(phase):
     rig.do(Observed("ref1", opened(payments=(ok(500),))))
     rig.press(CLEAR)
     rig.do(CancelSent("ref1"))
-    acts = rig.do(Observed("ref1", Observation(phase, False, (ok(500),))))
+    acts = rig.do(Observed("ref1", Observation(phase, (ok(500),))))
+    if phase is OrderPhase.OPEN:  # still open with money on it: the customer may be completing it, read on
+        assert of(acts, Save) == []
+        acts = rig.run(DEFAULT.cancel_grace, answer=Observation(phase, (ok(500),)))
     assert of(acts, Print) == []
     assert [s.state for s in journaled(acts)] == [SaleState.REVIEW]
+    assert journaled(acts)[0].paid_amount == 500 and journaled(acts)[0].payments == (ok(500),)
 
 
 # ================================================================ expiry
@@ -1125,12 +1138,12 @@ def test_a_payment_seen_on_the_expiry_re_read_wins():
 
 def test_expiry_with_the_customer_mid_payment_keeps_the_grace_read():
     rig = waiting(timing=Timing(ttl=30))
-    rig.run(30, answer=opened(scanned=True))
+    rig.run(30, answer=paying())
     rig.tick(0)
     rig.do(CancelSent("ref1"))
-    acts = rig.do(Observed("ref1", opened(scanned=True)))
+    acts = rig.do(Observed("ref1", paying()))
     assert of(acts, Save) == []
-    rig.run(DEFAULT.cancel_grace, answer=opened(scanned=True))
+    rig.run(DEFAULT.cancel_grace, answer=paying())
     assert [s.state for s in journaled(rig.log)][-1] is SaleState.EXPIRED
 
 
@@ -1392,7 +1405,7 @@ def test_rule6_resumed_sale_keeps_its_rejection_count():
     old = journal_sale(SaleState.WAITING, order_id="ORD-old", rejected_payments=1)
     rig = Rig()
     rig.start([old])
-    acts = rig.do(Observed("old1", opened(scanned=True, payments=(no(1250),))))
+    acts = rig.do(Observed("old1", opened(payments=(no(1250),))))
     assert of(acts, Save) == [] and Beep.ERROR not in beeps(acts)  # the old rejection is not news
 
 
@@ -1451,12 +1464,12 @@ def test_next_wakeup_is_large_when_idle_and_online():
     assert rig.tick(0) == []  # and nothing is due
 
 
-def test_next_wakeup_covers_a_result_screen():
+def test_next_wakeup_covers_a_result_screen_then_the_paid_sales_late_look():
     rig, _ = paid()
     rig.do(Printed("ref1"))
     assert rig.kiosk.next_wakeup() == pytest.approx(DEFAULT.result_seconds)
     rig.tick(DEFAULT.result_seconds)
-    assert rig.kiosk.next_wakeup() >= 30
+    assert rig.kiosk.next_wakeup() == pytest.approx(DEFAULT.late_interval - DEFAULT.result_seconds)
 
 
 def test_next_wakeup_stays_small_while_a_read_is_in_flight():
@@ -1471,12 +1484,12 @@ def test_next_wakeup_stays_small_while_a_read_is_in_flight():
 def cancelled_while_the_customer_was_paying() -> Rig:
     rig = waiting()
     read_in_flight(rig)
-    rig.do(Observed("ref1", opened(scanned=True)))
+    rig.do(Observed("ref1", paying()))
     rig.press(CLEAR)
     rig.do(CancelSent("ref1"))
-    rig.do(Observed("ref1", opened(scanned=True)))  # the customer is mid-payment: keep reading for the grace
+    rig.do(Observed("ref1", paying()))  # the customer is mid-payment: keep reading for the grace
     assert rig.sale is not None
-    rig.run(DEFAULT.cancel_grace + 1, answer=opened(scanned=True))
+    rig.run(DEFAULT.cancel_grace + 1, answer=paying())
     assert rig.sale is None and rig.screen.kind in (ScreenKind.CANCELLED, ScreenKind.READY)
     return rig
 
@@ -1493,7 +1506,12 @@ def test_a_payment_after_the_grace_is_still_found_and_printed():
     assert late.state is SaleState.PAID and late.paid_amount == 1250 and late.payment_id == "pay-ok"
     assert [p.copy for p in of(acts, Print)] == [False]  # the original receipt, once
     assert any(log.level == logging.ERROR and "paid after it ended" in log.message for log in of(acts, Log))
-    assert api(rig.run(DEFAULT.late_watch, answer=opened())) == []  # found: no more looking
+    rig.do(Printed("ref1"))
+    # still watched (a second payment would be caught), never a second original, and the watch ends
+    acts = rig.run(DEFAULT.late_watch, answer=closed(ok(1250), server_time=SERVER0 + DEFAULT.late_watch * 2))
+    assert of(acts, Print) == [] and 0 < len(api(acts)) <= 2
+    assert [(s.state, s.receipt, s.watch_until) for s in journaled(acts)] == [(SaleState.PAID, ReceiptState.PRINTED, 0)]
+    assert api(rig.run(DEFAULT.late_watch, answer=closed(ok(1250)))) == []
 
 
 def test_partial_money_after_the_end_goes_to_review():
@@ -1506,15 +1524,28 @@ def test_partial_money_after_the_end_goes_to_review():
 
 def test_the_late_watch_is_slow_and_ends():
     rig = cancelled_while_the_customer_was_paying()
-    acts = rig.run(DEFAULT.late_watch + DEFAULT.late_interval, answer=opened(scanned=True))
+    acts = rig.run(DEFAULT.late_watch + DEFAULT.late_interval, answer=paying())
     reads = api(acts)
     assert 0 < len(reads) <= DEFAULT.late_watch / DEFAULT.late_interval + 1  # about twice a minute, then never
-    assert api(rig.run(DEFAULT.late_watch, answer=opened(scanned=True))) == []
+    assert api(rig.run(DEFAULT.late_watch, answer=paying())) == []
 
 
-def test_no_late_watch_when_nobody_scanned():
+def test_every_cancelled_sale_is_watched_through_the_grace_then_slowly_and_the_watch_ends():
     rig = waiting()
     rig.press(CLEAR)
     rig.do(CancelSent("ref1"))
-    rig.do(Observed("ref1", opened()))
-    assert api(rig.run(DEFAULT.late_watch, answer=opened())) == []
+    ended_at = rig.now
+    (cancelled,) = journaled(rig.do(Observed("ref1", opened())))  # nobody tried to pay: it ends at once...
+    assert cancelled.state is SaleState.CANCELLED and cancelled.watch_until == SERVER0 + DEFAULT.late_watch
+    assert not rig.busy  # ...and the box is free for the next customer
+    times = []
+    for _ in range(int(2 * DEFAULT.late_watch)):
+        for read in of(rig.tick(1.0), Read):
+            times.append(rig.now - ended_at)
+            rig.do(Observed(read.sale.reference, opened()))
+    grace = [t for t in times if t <= DEFAULT.cancel_grace]
+    assert len(grace) >= DEFAULT.cancel_grace / DEFAULT.watch_spacing - 1  # read again and again through the grace
+    slow = [b - a for a, b in zip(times, times[1:], strict=False) if a > DEFAULT.cancel_grace]
+    assert slow and all(gap == pytest.approx(DEFAULT.late_interval) for gap in slow)
+    assert times[-1] >= DEFAULT.late_watch and times[-1] < DEFAULT.late_watch + DEFAULT.late_interval + 1
+    assert journaled(rig.log)[-1].watch_until == 0  # the watch's end is journaled: a restart will not resume it

@@ -167,26 +167,32 @@ def test_a_refund_empties_the_queue_and_a_refunded_receipt_that_fails_is_not_tri
 # ================================================================ the late-payment watch
 
 
-def test_the_watch_reads_one_sale_at_a_time_round_robin_until_each_watch_ends() -> None:
-    watch = LateWatch().add(a_sale("a"), until=100.0, now=0.0, interval=30.0)
-    watch = watch.add(a_sale("b"), until=50.0, now=10.0, interval=30.0)
-    assert watch.wakeup() == 30.0
-    assert watch.due(29.0, 30.0)[1] is None
-    watch, first = watch.due(30.0, 30.0)
-    assert first.reference == "a" and watch.wakeup() is None  # one read at a time
-    assert watch.due(90.0, 30.0)[1] is None
-    assert watch.answered("b") == (watch, None)  # not the read in flight
-    watch, answered = watch.answered("a")
-    assert answered.reference == "a" and watch.references == ("b", "a")
-    watch, second = watch.due(60.0, 30.0)  # b's watch ended at 50: only a is left
-    assert second.reference == "a" and watch.references == ("a",)
-    watch, _ = watch.answered("a")
-    assert watch.forget("a").references == ()
+def test_the_watch_reads_the_soonest_due_one_at_a_time_and_spaced() -> None:
+    watch = LateWatch().add("a", first_read=T.poll_interval, grace_until=T.cancel_grace)  # just ended
+    watch = watch.add("b", first_read=0.0)  # from the journal: read at once
+    assert watch.wakeup() == 0.0
+    watch, first = watch.due(0.0, T)
+    assert first == "b" and watch.wakeup() is None  # one read at a time
+    assert watch.due(5.0, T)[1] == ""
+    assert watch.answered("a", 1.0, T) == (watch, False)  # not the read in flight
+    watch, ours = watch.answered("b", 1.0, T)
+    assert ours and watch.wakeup() == max(T.watch_spacing, T.poll_interval)  # spaced, however many are due
+    watch, second = watch.due(T.watch_spacing, T)
+    assert second == "a"
+    watch, _ = watch.answered("a", 3.0, T)
+    nexts = {w.reference: w.next_read for w in watch.sales}
+    assert nexts == {"a": 3.0 + T.poll_interval, "b": 1.0 + T.late_interval}  # a is in its grace, b is not
+    assert watch.forget("a").references == ("b",)
+
+
+def test_a_sale_watched_again_is_watched_once() -> None:
+    watch = LateWatch().add("a", 0.0).add("a", 5.0)
+    assert watch.references == ("a",) and watch.wakeup() == 5.0
 
 
 # ================================================================ the live sale's phases
 
-CTX = lv.Context(now=1000.0, wall=1.7e9, timing=T, site=site("MLA"))
+CTX = lv.Context(now=1000.0, server_now=1.7e9, timing=T, site=site("MLA"))
 PHASES = [lv.Pushing(), lv.Waiting(900.0), lv.Waiting(), lv.ReadingBack(), lv.SendingCancel(), lv.FinalRead(1010.0)]
 ANSWERS = [
     ev.Pushed("ref1", "ORD1", 1.7e9),
@@ -194,7 +200,7 @@ ANSWERS = [
     ev.ApiUnsure("ref1", "timeout"),
     ev.Observed("ref1", Observation(OrderPhase.OPEN)),
     ev.Observed("ref1", Observation(OrderPhase.ABSENT)),
-    ev.Observed("ref1", Observation(OrderPhase.CLOSED, True, (Payment("p1", "approved", 1250),))),
+    ev.Observed("ref1", Observation(OrderPhase.CLOSED, (Payment("p1", "approved", 1250),))),
     ev.Observed("ref1", Observation(OrderPhase.EXPIRED)),
     ev.CancelSent("ref1"),
 ]
@@ -221,6 +227,8 @@ def test_every_phase_and_answer_has_a_transition_or_is_stale(phase, out, answer)
     else:
         assert outcome.sale.state.final
         assert [a.sale for a in actions if isinstance(a, act.Save)][-1] == outcome.sale  # journaled as it ends
+        if not isinstance(outcome, lv.Refused):
+            assert outcome.sale.watch_until > 0  # every sale that reached the POS is watched afterwards
 
 
 def test_an_answer_for_another_sale_is_stale_in_every_phase() -> None:
@@ -237,19 +245,31 @@ def test_a_live_sale_whose_state_does_not_follow_its_phase_cannot_exist() -> Non
 @pytest.mark.parametrize("phase", PHASES)
 def test_each_phase_sends_its_own_next_request_when_due(phase) -> None:
     live, actions = lv.step(live_in(phase, None), replace(CTX, now=1000.0))
+    assert lv.step(live_in(phase, None), replace(CTX, quiet=True))[1] == []  # a 429 holds every request back
     expected = {lv.Request.RECOVER: act.Recover, lv.Request.READ: act.Read, lv.Request.CANCEL: act.Cancel}
     assert [type(a) for a in actions] == [expected[lv.NEXT_REQUEST[type(phase)]]]
     assert live.out is lv.NEXT_REQUEST[type(phase)]
     assert lv.step(live, CTX) == (live, [])  # one request at a time
 
 
-def test_only_a_waiting_sale_with_its_clock_started_expires() -> None:
-    late = replace(CTX, now=2000.0)
-    live, actions = lv.step(live_in(lv.Waiting(900.0), None), late)
+@pytest.mark.parametrize("out", [None, lv.Request.READ])
+@pytest.mark.parametrize("phase", [lv.Waiting(900.0), lv.Waiting()])
+def test_a_waiting_sale_expires_on_time_whatever_is_in_flight(phase, out) -> None:
+    live, actions = lv.step(live_in(phase, out), replace(CTX, now=1600.0, quiet=True))
     assert isinstance(live.phase, lv.SendingCancel) and live.sale.cancel_reason is CancelReason.EXPIRED
-    assert [type(a) for a in actions] == [act.Save, act.Log, act.Cancel]
-    for phase in (lv.Waiting(), lv.Pushing()):  # unread after a restart / not on the POS yet
-        assert lv.step(live_in(phase, lv.Request.READ), late)[0].phase == phase
+    assert [type(a) for a in actions] == [act.Save, act.Log]  # the cancel goes when the slot and the API allow
+    live, actions = lv.step(replace(live, out=None), replace(CTX, now=1600.0))
+    assert [type(a) for a in actions] == [act.Cancel]
+
+
+@pytest.mark.parametrize("phase", [lv.Pushing(), lv.ReadingBack(), lv.SendingCancel(), lv.FinalRead(1010.0)])
+def test_a_sale_the_api_never_settles_ends_after_its_expiry_and_is_watched(phase) -> None:
+    live = live_in(phase, lv.Request.RECOVER)
+    assert lv.step(live, replace(CTX, now=1600.0 + T.unanswered - 1))[0] is not None
+    outcome, actions = lv.step(live, replace(CTX, now=1600.0 + T.unanswered))
+    assert isinstance(outcome, lv.Unpaid) and outcome.sale.state is SaleState.EXPIRED
+    assert outcome.sale.watch_until == CTX.server_now + T.late_watch
+    assert [type(a) for a in actions] == [act.Save, act.Log]
 
 
 @pytest.mark.parametrize(("phase", "after"), [(lv.Pushing(), lv.ReadingBack), (lv.Waiting(900.0), lv.SendingCancel)])
@@ -269,10 +289,19 @@ def test_a_journaled_sale_resumes_in_the_phase_its_state_allows(state, order_id,
     assert live.phase == phase and live.origin is lv.Origin.JOURNAL and live.out is None
 
 
-def test_the_final_read_keeps_reading_while_a_customer_is_paying_until_the_grace_ends() -> None:
-    scanned = ev.Observed("ref1", Observation(OrderPhase.OPEN, scanned=True))
+@pytest.mark.parametrize("status", ["in_process", "rejected"])
+def test_the_final_read_keeps_reading_while_a_payment_is_under_way_until_the_grace_ends(status) -> None:
+    paying = ev.Observed("ref1", Observation(OrderPhase.OPEN, (Payment("p1", status, 1250),)))
     live = live_in(lv.FinalRead(1010.0), lv.Request.READ)
-    outcome, _ = lv.answer(live, scanned, CTX)
+    outcome, _ = lv.answer(live, paying, CTX)
     assert isinstance(outcome, lv.LiveSale)
-    outcome, _ = lv.answer(live, scanned, replace(CTX, now=1010.0))
+    outcome, _ = lv.answer(live, paying, replace(CTX, now=1010.0))
     assert isinstance(outcome, lv.Unpaid) and outcome.screen is ScreenKind.CANCELLED
+    assert outcome.sale.payments == paying.observation.payments  # journaled with what was seen
+
+
+def test_the_final_read_without_an_attempt_ends_at_once_and_is_watched() -> None:
+    outcome, _ = lv.answer(live_in(lv.FinalRead(1010.0), lv.Request.READ),
+                           ev.Observed("ref1", Observation(OrderPhase.OPEN)), CTX)
+    assert isinstance(outcome, lv.Unpaid) and outcome.sale.state is SaleState.CANCELLED
+    assert outcome.sale.watch_until == CTX.server_now + T.late_watch

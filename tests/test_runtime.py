@@ -104,6 +104,7 @@ def test_payment_that_races_the_cancel_wins_and_prints(rig):
     assert rig.journal.get(reference).state is SaleState.PAID
 
 
+@pytest.mark.parametrize("emulator", ["at_payment"], indirect=True)  # no merchant order tells it has expired
 def test_expiry_cancels_and_rereads(emulator, tmp_path):
     rig = Rig(emulator, tmp_path, order_ttl="30s")
     try:

@@ -17,7 +17,7 @@ def test_every_product_site_is_known_with_its_currency_and_language():
         "MLB": ("BR", "BRL", "986", 2, "pt"),
         "MLM": ("MX", "MXN", "484", 2, "es"),
         "MLC": ("CL", "CLP", "152", 0, "es"),
-        "MCO": ("CO", "COP", "170", 2, "es"),
+        "MCO": ("CO", "COP", "170", 0, "es"),  # whole pesos (mp_api.md §12.6)
         "MPE": ("PE", "PEN", "604", 2, "es"),
         "MLU": ("UY", "UYU", "858", 2, "es"),
     }
@@ -47,7 +47,7 @@ def test_unknown_site_names_the_valid_ones():
     [
         ("MLB", 123450, "R$ 1.234,50"),
         ("MLA", 123450, "$ 1.234,50"),
-        ("MCO", 123450, "$ 1.234,50"),
+        ("MCO", 123450, "$ 123.450"),
         ("MLU", 123450, "$ 1.234,50"),
         ("MPE", 123450, "S/ 1,234.50"),
         ("MLM", 123450, "$1,234.50"),

@@ -143,7 +143,7 @@ class CancelSent:
 
 @dataclass(frozen=True)
 class Refunded:
-    """The API accepted the refund of a sale."""
+    """The API accepted the refund of a sale (it may still be processing: a read confirms it)."""
 
     reference: str
     request_id: str = ""
@@ -151,11 +151,14 @@ class Refunded:
 
 @dataclass(frozen=True)
 class RefundFailed:
-    """The refund request failed; nothing about the sale changed."""
+    """The refund request failed. ``definite``: the API refused it (nothing changed); otherwise its outcome is
+    unknown and a read decides."""
 
     reference: str
     reason: str
     request_id: str = ""
+    definite: bool = True
+    retry_after: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,8 @@ class Connectivity:
 
     online: bool
     detail: str = ""
+    server_time: float = 0.0  # the API server's clock when it answered (0: unknown)
+    retry_after: float = 0.0  # a 429 asked us to wait this long
 
 
 SaleAnswer = Pushed | PushRefused | ApiUnsure | Observed | CancelSent

@@ -10,9 +10,12 @@ The machines, each a frozen value with its own explicit state:
 * ``LiveSale`` (``live.py``): at most one sale on the POS (rule 1), in one of five phases;
 * the backlog: unfinished sales from the journal, reconciled one by one before any new sale (rule 6);
 * ``PrintQueue`` (``printing.py``): receipts, an original at most once (rule 5);
-* ``Link`` (``link.py``): whether the API answers (rule 7);
-* ``LateWatch`` (``watch.py``): ended sales a customer may still pay;
-* refunds asked for and not yet answered.
+* ``Link`` (``link.py``): whether the API answers (rule 7), a 429's quiet time, the server's clock;
+* ``LateWatch`` (``watch.py``): every ended sale, read again for late money (rule 9);
+* ``Refunding`` (``refunds.py``): refunds asked for and not yet confirmed by a read.
+
+Ended sales the machines still follow are kept once, in the ledger, so each change is made to the latest
+record and every ``Save`` journals the whole truth (a late payment never undoes a printed receipt).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, replace
 from mpqr_kiosk.core import actions as act
 from mpqr_kiosk.core import events as ev
 from mpqr_kiosk.core import live as lv
+from mpqr_kiosk.core import refunds as rf
 from mpqr_kiosk.core.entry import Entry
 from mpqr_kiosk.core.link import Link
 from mpqr_kiosk.core.model import (
@@ -48,6 +52,7 @@ from mpqr_kiosk.core.watch import LateWatch
 
 IN_USE = "a sale is in progress or the operator is keying one"
 OFFLINE = "offline: no QR sales until the Mercado Pago API answers"
+REFUNDABLE = (SaleState.PAID, SaleState.REVIEW)
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,13 @@ class Status:
     printing: str  # the receipt at the printer ("" if none)
     print_queue: tuple[str, ...]  # every receipt not printed yet, the one at the printer first
     printer_ok: bool
-    watching: tuple[str, ...]  # ended sales still looked at for late payments
-    refunding: tuple[str, ...]
+    watching: tuple[str, ...]  # ended sales still read for late payments
+    refunding: tuple[str, ...]  # refunds asked for and not confirmed yet
 
 
 class Kiosk:
-    """One point of sale: the operator's entry, at most one live sale, and the receipts to print."""
+    """One point of sale: the operator's entry, at most one live sale, the receipts to print, the ended sales
+    still watched and the refunds still to confirm."""
 
     def __init__(
         self,
@@ -100,7 +106,8 @@ class Kiosk:
         self._link = Link()
         self._prints = PrintQueue()
         self._watch = LateWatch()
-        self._refunds: dict[str, tuple[Sale, str]] = {}  # reference -> (sale, request id)
+        self._refunds: dict[str, rf.Refunding] = {}
+        self._ledger: dict[str, Sale] = {}  # ended sales the machines above still follow, as last journaled
         self._result: Screen | None = None
         self._result_until = 0.0
         self._shown: View | None = None
@@ -108,15 +115,23 @@ class Kiosk:
     # ------------------------------------------------------------------ the door
 
     def start(self, journaled: Iterable[Sale] = ()) -> list[act.Action]:
-        """Begin with what the journal holds: unfinished sales are reconciled before any new sale (rule 6)."""
+        """Begin with what the journal holds: unfinished sales are reconciled before any new sale (rule 6);
+        receipts, watches and refunds carry on where they were."""
         actions: list[act.Action] = []
         backlog = []
+        now = self._clock.monotonic()
         for sale in journaled:
             if not sale.state.final:
                 backlog.append(sale)
                 actions.append(act.Log(logging.INFO, f"reconciling {sale.state} sale after restart", sale.reference))
-            elif sale.state is SaleState.PAID and sale.receipt is not ReceiptState.PRINTED:
+                continue
+            self._ledger[sale.reference] = sale
+            if sale.state is SaleState.PAID and sale.receipt is not ReceiptState.PRINTED:
                 self._prints = self._prints.add(sale)
+            if sale.state is SaleState.REFUNDING:
+                self._refunds[sale.reference] = rf.resumed(sale.reference, now, self._timing)
+            elif sale.watch_until:
+                self._watch = self._watch.add(sale.reference, now)
         self._backlog = tuple(backlog)
         self._next_from_backlog()
         return actions + self._step()
@@ -129,10 +144,13 @@ class Kiosk:
         """Seconds until the core needs a ``Tick`` (the shell may sleep that long when nothing happens)."""
         now = self._clock.monotonic()
         times = [t for t in (self._notice_until, self._result_until) if t > now]
+        quiet = self._link.quiet_until
         if self._live:
-            times += lv.wakeups(self._live, now)
+            times += lv.wakeups(self._live, now, self._timing, quiet)
         times += [t for t in (self._link.wakeup(self._busy), self._prints.wakeup(), self._watch.wakeup())
                   if t is not None]
+        times += [max(r.due, quiet) for r in self._refunds.values() if not r.out]
+        times += [r.reply_by for r in self._refunds.values() if r.request_id]
         return max(0.0, min(times, default=now + 60.0) - now)
 
     def view(self) -> View:
@@ -170,6 +188,9 @@ class Kiosk:
         entry: Entry | None = self._entry
         if key in ev.DIGITS:
             entry = self._entry.digit(int(key))
+            if entry is not None and entry.amount > self._site.max_amount:
+                self._say(NoticeKind.TOO_MUCH, self._site.format(self._site.max_amount))
+                entry = None
         elif key == ev.MULTIPLY:
             entry = self._entry.multiply()
         elif key == ev.DELETE:
@@ -200,7 +221,7 @@ class Kiosk:
     def _on_charge_requested(self, event: ev.ChargeRequested) -> list[act.Action]:
         if event.amount <= 0 or self._live or not self._entry.empty:
             reason = "the amount must be more than zero" if event.amount <= 0 else IN_USE
-            return [act.Sound(Beep.ERROR), act.Log(logging.WARNING, "remote sale refused: the kiosk is in use"),
+            return [act.Sound(Beep.ERROR), act.Log(logging.WARNING, f"remote sale refused: {reason}"),
                     *self._reply(event.request_id, False, reason)]
         return self._charge(event.amount, lv.Origin.REMOTE, event.request_id)
 
@@ -217,6 +238,11 @@ class Kiosk:
         total = sum(item.amount for item in items)
         if total <= 0:
             return [act.Sound(Beep.ERROR), *self._reply(request_id, False, "nothing to charge")]
+        if total > self._site.max_amount:
+            bound = self._site.format(self._site.max_amount)
+            self._say(NoticeKind.TOO_MUCH, bound)
+            return [act.Sound(Beep.ERROR), act.Log(logging.WARNING, f"new sale refused: more than {bound}"),
+                    *self._reply(request_id, False, f"the total is more than {bound}, the most one sale may be")]
         if self._busy:
             self._say(NoticeKind.BUSY)
             return [act.Sound(Beep.ERROR), act.Log(logging.WARNING, "new sale refused: a sale is still live"),
@@ -240,41 +266,62 @@ class Kiosk:
     # ------------------------------------------------------------------ requests about ended sales
 
     def _on_reprint_requested(self, event: ev.ReprintRequested) -> list[act.Action]:
-        sale = event.sale
+        sale = self._ledger.get(event.sale.reference, event.sale)
         if sale.state is not SaleState.PAID:
             return [act.Log(logging.WARNING, f"not reprinted: the sale is {sale.state}", sale.reference),
                     *self._reply(event.request_id, False, f"sale {sale.reference} is {sale.state}, not paid")]
+        self._ledger[sale.reference] = sale
         self._prints = self._prints.add(replace(sale, receipt=ReceiptState.PRINTED))
         return self._reply(event.request_id, True, reference=sale.reference)
 
     def _on_refund_requested(self, event: ev.RefundRequested) -> list[act.Action]:
-        sale = event.sale
-        if sale.state is not SaleState.PAID:
-            return self._reply(event.request_id, False, f"sale {sale.reference} is {sale.state}, not paid")
+        sale = self._ledger.get(event.sale.reference, event.sale)
         if sale.reference in self._refunds:
             return self._reply(event.request_id, False, f"a refund of {sale.reference} is already under way")
-        self._refunds[sale.reference] = (sale, event.request_id)
-        return [act.Refund(sale, event.request_id)]
+        if sale.state not in REFUNDABLE:
+            return self._reply(event.request_id, False, f"sale {sale.reference} is {sale.state}: nothing to refund")
+        now = self._clock.monotonic()
+        self._refunds[sale.reference] = rf.started(sale.reference, sale.state, event.request_id, now, self._timing)
+        self._watch = self._watch.forget(sale.reference)
+        sale = replace(sale, state=SaleState.REFUNDING)
+        self._prints = self._prints.refunded(sale.reference)
+        return [self._save(sale), act.Log(logging.INFO, "refund asked for", sale.reference),
+                act.Refund(sale, event.request_id)]
 
     def _on_refunded(self, event: ev.Refunded) -> list[act.Action]:
-        asked = self._refunds.pop(event.reference, None)
-        if asked is None:
+        refund = self._refunds.get(event.reference)
+        if refund is None or not refund.out:
             return []
-        sale, request_id = asked
-        job = self._prints.printing
-        queued = [s for s in self._prints.waiting if s.reference == sale.reference]
-        latest = job.sale if job and job.sale.reference == sale.reference else queued[0] if queued else sale
-        sale = replace(latest, state=SaleState.REFUNDED)
-        self._prints = self._prints.refunded(sale.reference)
-        return [act.Save(sale), act.Log(logging.INFO, f"refunded {self._site.format(sale.paid_amount)}",
-                                        sale.reference), *self._reply(request_id, True, reference=sale.reference)]
+        self._refunds[event.reference] = replace(refund, accepted=True, out=False, failures=0,
+                                                 due=self._clock.monotonic())
+        return [act.Log(logging.INFO, "refund accepted; reading until Mercado Pago confirms it", event.reference)]
 
     def _on_refund_failed(self, event: ev.RefundFailed) -> list[act.Action]:
-        asked = self._refunds.pop(event.reference, None)
-        if asked is None:
+        refund = self._refunds.get(event.reference)
+        if refund is None or not refund.out:
             return []
-        return [act.Log(logging.ERROR, f"refund failed: {event.reason}", event.reference),
-                *self._reply(asked[1], False, f"refund failed: {event.reason}", event.reference)]
+        now = self._clock.monotonic()
+        if not event.definite:  # it may have gone through: read before anything else
+            self._link = self._link.hush(now, event.retry_after, self._timing)
+            self._refunds[event.reference] = rf.backed_off(refund, now, self._timing, event.retry_after)
+            return [act.Log(logging.WARNING, f"refund outcome unknown ({event.reason}); will read", event.reference)]
+        del self._refunds[event.reference]
+        sale = replace(self._ledger[event.reference], state=refund.before)
+        return [self._save(sale), act.Log(logging.ERROR, f"refund refused: {event.reason}", event.reference),
+                *self._reply(refund.request_id, False, f"refund refused: {event.reason}", event.reference)]
+
+    def _refund_read(self, refund: rf.Refunding, obs: Observation) -> list[act.Action]:
+        reference, now = refund.reference, self._clock.monotonic()
+        if rf.refunded(obs):
+            del self._refunds[reference]
+            sale = replace(self._ledger[reference], state=SaleState.REFUNDED, payments=obs.payments)
+            return [self._save(sale), act.Log(logging.INFO, f"refunded {self._site.format(sale.paid_amount)}",
+                                              reference), *self._reply(refund.request_id, True, reference=reference)]
+        if not refund.accepted:  # no answer ever accepted it, and the money is still there: send it again
+            self._refunds[reference] = replace(refund, out=True)
+            return [act.Refund(self._ledger[reference], "")]
+        self._refunds[reference] = rf.read_again(refund, now, self._timing)
+        return []
 
     def _on_reconfigure(self, event: ev.Reconfigure) -> list[act.Action]:
         self._timing, self._catalog = event.timing, event.catalog
@@ -288,25 +335,36 @@ class Kiosk:
         return []
 
     def _on_sale_answer(self, event: ev.SaleAnswer) -> list[act.Action]:
+        now = self._clock.monotonic()
+        if isinstance(event, ev.Observed):
+            self._link = self._link.clock(event.observation.server_time, self._clock.time())
+        if isinstance(event, ev.ApiUnsure):
+            self._link = self._link.hush(now, event.retry_after, self._timing)
         if isinstance(event, ev.Observed | ev.ApiUnsure):
-            self._watch, watched = self._watch.answered(event.reference)
-            if watched is not None:
-                return self._late(watched, event.observation) if isinstance(event, ev.Observed) else []
+            self._watch, watched = self._watch.answered(event.reference, now, self._timing)
+            if watched:
+                return self._late(event.reference, event.observation) if isinstance(event, ev.Observed) else []
+            refund = self._refunds.get(event.reference)
+            if refund is not None and refund.out:
+                if isinstance(event, ev.Observed):
+                    return self._refund_read(refund, event.observation)
+                self._refunds[event.reference] = rf.backed_off(refund, now, self._timing, event.retry_after)
+                return []
+        if isinstance(event, ev.Pushed):
+            self._link = self._link.clock(event.server_time, self._clock.time())
         if self._live is None:
             return []
         result = lv.answer(self._live, event, self._context())
         if result is None:
             return []  # stale: for another sale, no request out it answers, or not fitting the phase
         outcome, actions = result
-        if isinstance(event, ev.ApiUnsure):
-            self._link = self._link.unsure(self._clock.monotonic())
-        else:
-            self._link = self._link.answered()
+        self._link = self._link.unsure(now) if isinstance(event, ev.ApiUnsure) else self._link.answered()
         return actions + self._settle(outcome)
 
     def _on_connectivity(self, event: ev.Connectivity) -> list[act.Action]:
-        was = self._link.online
-        self._link = self._link.probed(event.online, self._clock.monotonic(), self._timing)
+        was, now = self._link.online, self._clock.monotonic()
+        link = self._link.probed(event.online, now, self._timing).clock(event.server_time, self._clock.time())
+        self._link = link.hush(now, event.retry_after, self._timing)
         if was == event.online:
             return []
         if event.online:
@@ -318,55 +376,90 @@ class Kiosk:
         if isinstance(outcome, lv.LiveSale):
             self._live = outcome
             return []
+        actions: list[act.Action] = []
         sale = outcome.sale
-        if isinstance(outcome, lv.Paid):
-            self._prints = self._prints.add(sale)
-            self._show_result(ScreenKind.PAID, sale)
-        elif isinstance(outcome, lv.Unpaid):
-            if outcome.watch:
-                now = self._clock.monotonic()
-                self._watch = self._watch.add(sale, now + self._timing.late_watch, now, self._timing.late_interval)
-            self._show_result(outcome.screen, sale)
-        else:
+        if isinstance(outcome, lv.Refused):
             if outcome.give_back:  # nothing the operator keyed is lost: fix and charge again
                 self._entry = self._entry.give_back(sale.items)
             self._say(NoticeKind.REFUSED)
+        else:  # every sale that reached the POS is watched for late money, paid ones too (rule 9)
+            self._ledger[sale.reference] = sale
+            self._watch = self._watched(sale.reference, isinstance(outcome, lv.Paid))
+            if isinstance(outcome, lv.Paid):
+                self._prints = self._prints.add(sale)
+            self._show_result(ScreenKind.PAID if isinstance(outcome, lv.Paid) else outcome.screen, sale)
         self._live = None
         self._next_from_backlog()
-        return []
+        return actions
 
-    def _late(self, sale: Sale, obs: Observation) -> list[act.Action]:
-        """A late look at an ended sale: money that arrived after the end is never lost."""
-        if not obs.approved:
-            return []
-        self._watch = self._watch.forget(sale.reference)
-        if obs.phase is OrderPhase.CLOSED and obs.approved == sale.total:
-            approved = obs.last_approved()
-            sale = replace(sale, state=SaleState.PAID, paid_amount=obs.approved,
-                           payment_id=approved.id if approved else "", paid_at=obs.server_time or self._clock.time())
-            self._prints = self._prints.add(sale)
-            late = f"paid after it ended ({sale.cancel_reason}): printing the receipt now"
-            return [act.Save(sale), act.Sound(Beep.PAID), act.Log(logging.ERROR, late, sale.reference)]
-        sale = replace(sale, state=SaleState.REVIEW)
-        return [act.Save(sale), act.Log(logging.ERROR, f"{obs.approved} approved after the sale ended: needs review",
-                                        sale.reference)]
+    def _watched(self, reference: str, paid: bool) -> LateWatch:
+        """A paid sale is looked at again a while after it is printed (a second payment); any other ended sale
+        is read through the cancel grace (unless the final read already spent it), then every late_interval."""
+        now, t, live = self._clock.monotonic(), self._timing, self._live
+        if paid:
+            return self._watch.add(reference, now + t.late_interval)
+        grace = live.phase.grace_until if live and isinstance(live.phase, lv.FinalRead) else now + t.cancel_grace
+        return self._watch.add(reference, now + t.poll_interval, grace)
+
+    def _late(self, reference: str, obs: Observation) -> list[act.Action]:
+        """A late look at an ended sale: money that arrives after the end is never lost; a watch ends only
+        after a read made once it was over."""
+        sale = self._ledger[reference]
+        over = (obs.server_time or self._link.server_now(self._clock.time())) >= sale.watch_until
+        total, approved = sale.total, obs.approved
+        actions: list[act.Action] = []
+        if sale.state in (SaleState.CANCELLED, SaleState.EXPIRED) and approved:
+            if obs.phase is OrderPhase.CLOSED and approved == total:
+                paid = obs.last_approved()
+                sale = replace(sale, state=SaleState.PAID, paid_amount=approved, payments=obs.payments,
+                               payment_id=paid.id if paid else "", paid_at=obs.server_time or sale.watch_until)
+                self._prints = self._prints.add(sale)
+                late = f"paid after it ended ({sale.cancel_reason}): printing the receipt now"
+                actions += [self._save(sale), act.Sound(Beep.PAID), act.Log(logging.ERROR, late, reference)]
+            else:
+                actions += self._late_review(sale, obs, f"{approved} approved of {total} after the sale ended")
+        elif sale.state is SaleState.PAID and approved > total:
+            actions += self._late_review(sale, obs, f"{approved} approved for a paid total of {total}")
+        elif sale.state is SaleState.REVIEW and obs.payments != sale.payments:
+            actions.append(self._save(replace(sale, paid_amount=approved, payments=obs.payments)))
+        elif over and obs.in_review and sale.state in (SaleState.CANCELLED, SaleState.EXPIRED):
+            actions += self._late_review(sale, obs, "a payment was still in review when the watch ended")
+        if over:
+            self._watch = self._watch.forget(reference)
+            actions.append(self._save(replace(self._ledger[reference], watch_until=0.0)))
+            self._prune(reference)
+        return actions
+
+    def _late_review(self, sale: Sale, obs: Observation, why: str) -> list[act.Action]:
+        sale = replace(sale, state=SaleState.REVIEW, paid_amount=obs.approved, payments=obs.payments)
+        if self._live is None:
+            self._show_result(ScreenKind.REVIEW, sale)
+        else:
+            self._say(NoticeKind.REVIEW, sale.reference)
+        return [self._save(sale), act.Log(logging.ERROR, f"{why}: needs review", sale.reference)]
 
     # ------------------------------------------------------------------ printing
 
     def _on_printed(self, event: ev.Printed) -> list[act.Action]:
-        self._prints, sale = self._prints.printed(event.reference)
-        if sale is None:
+        job = self._prints.printing
+        self._prints, done = self._prints.printed(event.reference)
+        if done is None or job is None:
             return []
-        if sale.reference in self._refunds:
-            self._refunds[sale.reference] = (sale, self._refunds[sale.reference][1])
-        return [act.Save(sale)]
+        latest = self._ledger.get(event.reference, done)
+        sale = replace(latest, receipt=ReceiptState.PRINTED, copies=latest.copies + job.copy)
+        actions = [self._save(sale)]
+        self._prune(event.reference)
+        return actions
 
     def _on_print_failed(self, event: ev.PrintFailed) -> list[act.Action]:
         retry_at = self._clock.monotonic() + self._timing.print_retry
         self._prints, job = self._prints.failed(event.reference, event.started, retry_at)
         if job is None:
             return []
-        actions: list[act.Action] = [act.Save(job.sale)] if not event.started and not job.copy else []
+        actions: list[act.Action] = []
+        if not event.started and not job.copy:  # nothing printed: the original is still due
+            actions.append(self._save(replace(self._ledger.get(event.reference, job.sale),
+                                              receipt=ReceiptState.NONE)))
         return actions + [act.Log(logging.ERROR, f"receipt not printed, queued: {event.reason}", event.reference)]
 
     def _on_tick(self, event: ev.Tick) -> list[act.Action]:
@@ -400,25 +493,55 @@ class Kiosk:
     def _step(self) -> list[act.Action]:
         """Whatever is due now, then the screen and LEDs if they changed."""
         now = self._clock.monotonic()
+        quiet = self._link.quiet(now)
         actions: list[act.Action] = []
         if self._live:
-            self._live, due = lv.step(self._live, self._context())
-            actions += due
-        self._watch, watched = self._watch.due(now, self._timing.late_interval)
-        if watched is not None:
-            actions.append(act.Read(watched))
+            outcome, due = lv.step(self._live, self._context())
+            actions += due + self._settle(outcome)
+        if not quiet:
+            self._watch, watched = self._watch.due(now, self._timing)
+            if watched:
+                actions.append(act.Read(self._ledger[watched]))
+            actions += self._refund_requests(now)
         if self._link.due(now, self._busy):
             self._link = self._link.probing()
             actions.append(act.Probe())
+        actions += self._refund_replies(now)
         self._prints, job = self._prints.start(now)
         if job is not None:
-            actions += ([] if job.copy else [act.Save(job.sale)]) + [act.Print(job.sale, copy=job.copy)]
+            sale = replace(self._ledger.get(job.sale.reference, job.sale), receipt=job.sale.receipt)
+            actions += ([] if job.copy else [self._save(sale)]) + [act.Print(sale, copy=job.copy)]
         view = View(self._screen(now), self._leds(now))
         if self._shown is None or view.screen != self._shown.screen:
             actions.append(act.Show(view.screen))
         if self._shown is None or view.leds != self._shown.leds:
             actions.append(act.Light(view.leds))
         self._shown = view
+        return actions
+
+    def _refund_requests(self, now: float) -> list[act.Action]:
+        actions: list[act.Action] = []
+        for reference, refund in list(self._refunds.items()):
+            if now >= refund.until:
+                del self._refunds[reference]
+                sale = replace(self._ledger[reference], state=SaleState.REVIEW)
+                why = "refund not confirmed by Mercado Pago in time: check it there"
+                actions += [self._save(sale), act.Log(logging.ERROR, f"{why}: needs review", reference),
+                            *self._reply(refund.request_id, False, why, reference)]
+            elif not refund.out and now >= refund.due:
+                self._refunds[reference] = replace(refund, out=True)
+                sale = self._ledger[reference]
+                actions.append(act.Read(sale) if refund.next_request() == "read" else act.Refund(sale, ""))
+        return actions
+
+    def _refund_replies(self, now: float) -> list[act.Action]:
+        """A refund taking long is answered before it is confirmed (``status`` keeps showing it)."""
+        actions: list[act.Action] = []
+        for reference, refund in self._refunds.items():
+            if refund.request_id and now >= refund.reply_by and refund.accepted:
+                self._refunds[reference] = replace(refund, request_id="")
+                actions += self._reply(refund.request_id, True, "Mercado Pago is still processing the refund",
+                                       reference)
         return actions
 
     @property
@@ -432,8 +555,22 @@ class Kiosk:
             self._live = lv.resumed(sale, self._context())
             self._result = None
 
+    def _save(self, sale: Sale) -> act.Save:
+        """Journal ``sale``; an ended one is kept in the ledger while a machine still follows it."""
+        if sale.state.final:
+            self._ledger[sale.reference] = sale
+        return act.Save(sale)
+
+    def _prune(self, reference: str) -> None:
+        followed = (reference in self._watch.references or reference in self._prints.references
+                    or reference in self._refunds)
+        if not followed:
+            self._ledger.pop(reference, None)
+
     def _context(self) -> lv.Context:
-        return lv.Context(self._clock.monotonic(), self._clock.time(), self._timing, self._site)
+        now = self._clock.monotonic()
+        return lv.Context(now, self._link.server_now(self._clock.time()), self._timing, self._site,
+                          quiet=self._link.quiet(now))
 
     def _reply(self, request_id: str, ok: bool, reason: str = "", reference: str = "") -> list[act.Action]:
         return [act.Reply(request_id, ok, reason, reference)] if request_id else []
@@ -444,7 +581,8 @@ class Kiosk:
 
     def _show_result(self, kind: ScreenKind, sale: Sale) -> None:
         self._result = Screen(kind, sale.items, sale.total, reference=sale.reference)
-        self._result_until = self._clock.monotonic() + self._timing.result_seconds
+        hold = self._timing.review_seconds if kind is ScreenKind.REVIEW else self._timing.result_seconds
+        self._result_until = self._clock.monotonic() + hold
 
     # ------------------------------------------------------------------ the view
 
@@ -461,7 +599,7 @@ class Kiosk:
                 return Screen(ScreenKind.OFFLINE, **base)
             if now < live.rejected_until:
                 return Screen(ScreenKind.REJECTED, seconds_left=left, **base)
-            if live.scanned:
+            if live.attempted:
                 return Screen(ScreenKind.CUSTOMER_PAYING, seconds_left=left, **base)
             counting = isinstance(live.phase, lv.Waiting) and not live.unread
             return Screen(ScreenKind.PAY, seconds_left=left if counting else None, **base)
@@ -479,8 +617,8 @@ class Kiosk:
     def _leds(self, now: float) -> LedPattern:
         if self._live:
             return LedPattern.WAITING if self._link.online or self._live.failures < 2 else LedPattern.TROUBLE
-        if self._result and now < self._result_until and self._result.kind is ScreenKind.PAID:
-            return LedPattern.PAID
+        if self._result and now < self._result_until and self._result.kind in (ScreenKind.PAID, ScreenKind.REVIEW):
+            return LedPattern.PAID if self._result.kind is ScreenKind.PAID else LedPattern.REVIEW
         if not self._link.online or not self._prints.printer_ok:
             return LedPattern.TROUBLE
         return LedPattern.READY

@@ -14,6 +14,10 @@ refused rather than guessed at)::
 The journaled ``SaleState`` is derived from the phase (``STATE``). Transitions are plain functions keyed
 by (phase, answer) in ``TRANSITIONS``; an answer that is for another sale, that answers no request in
 flight, or that does not fit the phase is stale: ``answer`` returns ``None`` and nothing changes.
+
+No sale can wedge the box: a waiting order is cancelled when its time is up, whatever is in flight, and a
+sale the API has not settled ``unanswered`` seconds after its expiry ends anyway (the order cannot be paid
+any more) and is left to the late watch, like every ended sale.
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ class LiveSale:
     out: Request | None = None  # the request in flight (one at a time)
     due: float = 0.0  # monotonic: when the phase's next request may go out
     failures: int = 0  # unsure answers in a row (back-off)
-    scanned: bool = False  # a customer has the order open in the app
+    attempted: bool = False  # a payment attempt was seen: the customer is paying
     rejected_until: float = 0.0  # monotonic: "Rejected, try again" shows until then
 
     def __post_init__(self) -> None:
@@ -149,9 +153,10 @@ class Context:
     """What a transition may read besides the sale: the time and the rules."""
 
     now: float  # monotonic
-    wall: float  # the box's wall clock (only to date a payment the API did not date)
+    server_now: float  # now on the API server's clock, as far as the box knows it
     timing: Timing
     site: Site
+    quiet: bool = False  # a 429's Retry-After holds every request back
 
 
 # ---------------------------------------------------------------------------------------------- outcomes
@@ -166,11 +171,11 @@ class Paid:
 
 @dataclass(frozen=True)
 class Unpaid:
-    """Over without being paid: cancelled, expired, or REVIEW when money moved that is not the total."""
+    """Over without being paid: cancelled, expired, or REVIEW when money moved that is not the total.
+    Watched for late money either way."""
 
     sale: Sale
     screen: ScreenKind
-    watch: bool  # a customer was mid-payment: keep looking for a late payment
 
 
 @dataclass(frozen=True)
@@ -183,19 +188,23 @@ class Refused:
 
 Outcome = LiveSale | Paid | Unpaid | Refused
 Result = tuple[Outcome, list[act.Action]]
+MIN_PAYABLE = 30.0  # seconds: a sale with less left than this (or half its time to live) is never pushed again
 
 
 # ---------------------------------------------------------------------------------------------- starting
 
 
 def charged(sale: Sale, origin: Origin, ctx: Context) -> tuple[LiveSale, list[act.Action]]:
-    """A new sale: journaled, then pushed at once (rule 2)."""
-    live = LiveSale(sale, Pushing(), origin, expires=ctx.now + ctx.timing.ttl, out=Request.PUSH, due=ctx.now)
-    return live, [act.Save(sale), act.Push(sale, ctx.timing.ttl)]
+    """A new sale: its expiry fixed (on the API server's clock), journaled, then pushed at once (rule 2)."""
+    ttl = ctx.timing.ttl
+    sale = replace(sale, ttl=ttl, expires_at=ctx.server_now + ttl)
+    live = LiveSale(sale, Pushing(), origin, expires=ctx.now + ttl, out=Request.PUSH, due=ctx.now)
+    return live, [act.Save(sale), act.Push(sale, ttl)]
 
 
 def resumed(sale: Sale, ctx: Context) -> LiveSale:
-    """An unfinished sale from the journal (rule 6): its first request is a read, never a create."""
+    """An unfinished sale from the journal (rule 6): its first request is a read, never a create. Until a read
+    says how long the order has left, it is given its whole time to live from now (never less than it has)."""
     phase: Phase
     if sale.state is SaleState.PUSHING:
         phase = Pushing()
@@ -205,7 +214,7 @@ def resumed(sale: Sale, ctx: Context) -> LiveSale:
         phase = SendingCancel()
     else:
         phase = ReadingBack()
-    return LiveSale(sale, phase, Origin.JOURNAL, expires=ctx.now + ctx.timing.ttl, due=ctx.now)
+    return LiveSale(sale, phase, Origin.JOURNAL, expires=ctx.now + (sale.ttl or ctx.timing.ttl), due=ctx.now)
 
 
 def cancel(live: LiveSale, reason: CancelReason, ctx: Context) -> tuple[LiveSale, list[act.Action]]:
@@ -223,13 +232,15 @@ def hint(live: LiveSale, ctx: Context) -> LiveSale:
 # ---------------------------------------------------------------------------------------------- time
 
 
-def step(live: LiveSale, ctx: Context) -> tuple[LiveSale, list[act.Action]]:
-    """What is due now: the expiry of a waiting order, then the phase's next request."""
+def step(live: LiveSale, ctx: Context) -> Result:
+    """What is due now: the expiry of a waiting order (on time, whatever is in flight), the end of a sale the
+    API has not settled long after its expiry, then the phase's next request (unless a 429 holds it back)."""
     actions: list[act.Action] = []
-    phase = live.phase
-    if isinstance(phase, Waiting) and phase.since is not None and live.out is None and ctx.now >= live.expires:
+    if isinstance(live.phase, Waiting) and ctx.now >= live.expires:
         live, actions = cancel(live, CancelReason.EXPIRED, ctx)
-    if live.out is None and ctx.now >= live.due:
+    elif not isinstance(live.phase, Waiting) and ctx.now >= live.expires + ctx.timing.unanswered:
+        return _unanswered(live, ctx)
+    if live.out is None and ctx.now >= live.due and not ctx.quiet:
         request = NEXT_REQUEST[type(live.phase)]
         due = ctx.now + _poll_interval(live, ctx) if request is Request.READ else live.due
         live = replace(live, out=request, due=due)
@@ -237,20 +248,33 @@ def step(live: LiveSale, ctx: Context) -> tuple[LiveSale, list[act.Action]]:
     return live, actions
 
 
-def wakeups(live: LiveSale, now: float) -> list[float]:
+def _unanswered(live: LiveSale, ctx: Context) -> Result:
+    """Long past its expiry the order can no longer be paid on Mercado Pago's side; the API never settled the
+    sale: it ends, and the late watch reads it until it does."""
+    sale = live.sale
+    cancelled = sale.cancel_reason in (CancelReason.OPERATOR, CancelReason.REMOTE)
+    state = SaleState.CANCELLED if cancelled else SaleState.EXPIRED
+    log = act.Log(logging.WARNING, f"Mercado Pago did not settle the sale in time: {state}, watched for late money",
+                  sale.reference)
+    return _unpaid(live, state, ScreenKind.CANCELLED if cancelled else ScreenKind.EXPIRED, log, ctx)
+
+
+def wakeups(live: LiveSale, now: float, timing: Timing, quiet_until: float) -> list[float]:
     """The times the live sale needs a ``Tick``."""
     times = [live.rejected_until] if live.rejected_until > now else []
     if live.out is None:
-        times.append(live.due)
+        times.append(max(live.due, quiet_until))
     if isinstance(live.phase, Waiting):
         times += [live.expires, now + 1.0]  # the countdown moves every second
+    else:
+        times.append(live.expires + timing.unanswered)
     return times
 
 
 def _request(live: LiveSale, ctx: Context) -> act.ApiRequest:
     sale = live.sale
     if live.out is Request.RECOVER:
-        return act.Recover(sale, ctx.timing.ttl)
+        return act.Recover(sale, sale.ttl or ctx.timing.ttl)
     if live.out is Request.CANCEL:
         return act.Cancel(sale)
     return act.Read(sale)
@@ -277,21 +301,19 @@ def answer(live: LiveSale, event: ev.SaleAnswer, ctx: Context) -> Result | None:
 
 
 def _confirmed(live: LiveSale, event: ev.Pushed, ctx: Context) -> Result:
-    """The order is on the POS: wait for the customer, or go on to cancel it."""
+    """The order is on the POS: wait for the customer, or go on to cancel it. Its expiry stays the one fixed
+    when the sale started."""
     sale = replace(live.sale, order_id=event.order_id or live.sale.order_id)
-    if event.server_time:
-        sale = replace(sale, expires_at=event.server_time + ctx.timing.ttl)
-    expires = ctx.now + ctx.timing.ttl
     if isinstance(live.phase, ReadingBack):
-        live = live.entering(SendingCancel(), sale=sale, expires=expires, due=ctx.now)
+        live = live.entering(SendingCancel(), sale=sale, due=ctx.now)
     else:
-        live = live.entering(Waiting(ctx.now), sale=sale, expires=expires, due=ctx.now + ctx.timing.poll_interval)
+        live = live.entering(Waiting(ctx.now), sale=sale, due=ctx.now + ctx.timing.poll_interval)
     return live, [act.Save(live.sale)]
 
 
 def _refused(live: LiveSale, event: ev.PushRefused, ctx: Context) -> Result:
     sale = replace(live.sale, state=SaleState.FAILED)
-    give_back = isinstance(live.phase, Pushing) and live.origin is not Origin.JOURNAL
+    give_back = isinstance(live.phase, Pushing) and live.origin is Origin.OPERATOR  # a remote sale leaves nothing
     return Refused(sale, give_back), [
         act.Save(sale),
         act.Sound(Beep.ERROR),
@@ -324,25 +346,27 @@ def _recovered(live: LiveSale, obs: Observation, event: ev.Observed, ctx: Contex
     """A read-back of an unsure create: there — or absent, and pushed again while the sale is still fresh."""
     if obs.phase is not OrderPhase.ABSENT:
         return _confirmed(live, ev.Pushed(event.reference, obs.order_id, obs.server_time), ctx)
-    if live.origin is Origin.JOURNAL or ctx.now >= live.expires:  # stale: never put an old total on the QR
-        return _unpaid(live, SaleState.EXPIRED, ScreenKind.EXPIRED, act.Log(
+    left = live.expires - ctx.now
+    if live.origin is Origin.JOURNAL or left < min(MIN_PAYABLE, (live.sale.ttl or ctx.timing.ttl) / 2):
+        return _unpaid(live, SaleState.EXPIRED, ScreenKind.EXPIRED, act.Log(  # never an old total on the QR
             logging.INFO, "the order never reached the POS and the sale is stale: expired, no money moved",
-            live.sale.reference))
-    live = replace(live, out=Request.PUSH)  # the create never landed: send it again, same reference and key
+            live.sale.reference), ctx)
+    live = replace(live, out=Request.PUSH)  # the create never landed: send it again, same reference, key, expiry
     return live, [act.Log(logging.INFO, "read-back found no order; pushing it again", live.sale.reference),
-                  act.Push(live.sale, ctx.timing.ttl)]
+                  act.Push(live.sale, live.sale.ttl or ctx.timing.ttl)]
 
 
 @_reading
 def _waiting_read(live: LiveSale, obs: Observation, event: ev.Observed, ctx: Context) -> Result:
-    """Still open: start the clock after a restart, and say when the customer scans or is rejected."""
+    """Still open: start the clock after a restart, and say when the customer pays or is rejected (a payment
+    attempt is the only sign of a customer: a merchant order may exist from the start, §12.1)."""
     actions: list[act.Action] = []
     if live.unread:
         live = live.entering(Waiting(ctx.now))
     reference = live.sale.reference
-    if obs.scanned and not live.scanned:
-        actions.append(act.Log(logging.INFO, "customer scanned the QR", reference))
-        live = replace(live, scanned=True)
+    if obs.attempted and not live.attempted:
+        actions.append(act.Log(logging.INFO, "a payment attempt: the customer is paying", reference))
+        live = replace(live, attempted=True)
     if obs.rejected > live.sale.rejected_payments:
         live = replace(live, sale=replace(live.sale, rejected_payments=obs.rejected),
                        rejected_until=ctx.now + ctx.timing.result_seconds)
@@ -369,10 +393,13 @@ def _cancel_sent(live: LiveSale, event: ev.CancelSent, ctx: Context) -> Result:
 
 @_reading
 def _final_read(live: LiveSale, obs: Observation, event: ev.Observed, ctx: Context) -> Result:
+    """While a payment attempt is under way (in review, or a customer who was rejected may retry) keep reading
+    through the grace; then the sale ends, and the late watch carries on reading it."""
     assert isinstance(live.phase, FinalRead)
-    if obs.scanned and ctx.now < live.phase.grace_until:  # the customer is mid-payment: keep reading
+    paying = obs.in_review or obs.attempted or live.attempted
+    if paying and ctx.now < live.phase.grace_until:
         return live, []
-    return _ended_unpaid(live, obs)
+    return _ended_unpaid(live, obs, ctx)
 
 
 TRANSITIONS: dict[tuple[type, type], Callable[..., Result]] = {
@@ -412,38 +439,51 @@ def _learn(live: LiveSale, obs: Observation, ctx: Context) -> tuple[LiveSale, li
 
 
 def _decided(live: LiveSale, obs: Observation, ctx: Context) -> Result | None:
-    """Paid only when closed and approved == total (rule 4); an order that is over ends the sale."""
+    """Paid only when closed and exactly the total is approved across everything the API shows (rule 4);
+    more than the total approved is REVIEW at once; an order that is over ends the sale."""
+    total = live.sale.total
+    if obs.approved > total:
+        return _review(live, obs, f"{obs.approved} approved for a total of {total} (a double or over-payment)", ctx)
     if obs.phase is OrderPhase.CLOSED:
-        if obs.approved == live.sale.total:
+        if obs.approved == total:
             return _paid(live, obs, ctx)
-        return _unpaid(live, SaleState.REVIEW, ScreenKind.REJECTED, act.Log(
-            logging.ERROR, f"closed with approved {obs.approved} != total {live.sale.total}", live.sale.reference))
+        return _review(live, obs, f"closed with approved {obs.approved} != total {total}", ctx)
     if obs.phase in (OrderPhase.EXPIRED, OrderPhase.CANCELLED, OrderPhase.REFUNDED):
-        return _ended_unpaid(live, obs)
+        return _ended_unpaid(live, obs, ctx)
     return None
 
 
 def _paid(live: LiveSale, obs: Observation, ctx: Context) -> Result:
     approved = obs.last_approved()
-    sale = replace(live.sale, state=SaleState.PAID, paid_amount=obs.approved,
-                   payment_id=approved.id if approved else "", paid_at=obs.server_time or ctx.wall)
+    sale = replace(live.sale, state=SaleState.PAID, paid_amount=obs.approved, payments=obs.payments,
+                   payment_id=approved.id if approved else "", paid_at=obs.server_time or ctx.server_now,
+                   watch_until=ctx.server_now + ctx.timing.late_watch)  # a second payment is still caught
     message = f"paid: payment {sale.payment_id}, {ctx.site.format(sale.paid_amount)}"
     return Paid(sale), [act.Save(sale), act.Sound(Beep.PAID), act.Log(logging.INFO, message, sale.reference)]
 
 
-def _ended_unpaid(live: LiveSale, obs: Observation) -> Result:
-    """The order is over without being paid in full. Any approved money means a person must look."""
-    sale = live.sale
-    if obs.approved:
-        return _unpaid(live, SaleState.REVIEW, ScreenKind.REJECTED, act.Log(
-            logging.ERROR, f"ended with {obs.approved} approved of {sale.total}: needs review", sale.reference))
+def _review(live: LiveSale, obs: Observation, why: str, ctx: Context) -> Result:
+    live = replace(live, sale=replace(live.sale, paid_amount=obs.approved, payments=obs.payments))
+    return _unpaid(live, SaleState.REVIEW, ScreenKind.REVIEW,
+                   act.Log(logging.ERROR, f"{why}: needs review", live.sale.reference), ctx)
+
+
+def _ended_unpaid(live: LiveSale, obs: Observation, ctx: Context) -> Result:
+    """The order is over without being paid in full. Any money approved (or approved and returned) means a
+    person must look."""
+    sale = replace(live.sale, payments=obs.payments)
+    if obs.approved or obs.refunded:
+        why = f"ended with {obs.approved} approved and {obs.refunded} refunded of {sale.total}"
+        return _review(live, obs, why, ctx)
     expired = sale.cancel_reason is CancelReason.EXPIRED or obs.phase is OrderPhase.EXPIRED
     state = SaleState.EXPIRED if expired else SaleState.CANCELLED
-    return _unpaid(live, state, ScreenKind.EXPIRED if expired else ScreenKind.CANCELLED,
-                   act.Log(logging.INFO, f"{state}: no money moved", sale.reference))
+    note = ", a payment still in review" if obs.in_review else ""
+    return _unpaid(replace(live, sale=sale), state, ScreenKind.EXPIRED if expired else ScreenKind.CANCELLED,
+                   act.Log(logging.INFO, f"{state}: no money moved{note}; watched for late payments", sale.reference),
+                   ctx)
 
 
-def _unpaid(live: LiveSale, state: SaleState, screen: ScreenKind, log: act.Log) -> Result:
-    sale = replace(live.sale, state=state)
-    watch = state in (SaleState.CANCELLED, SaleState.EXPIRED) and live.scanned  # the app may still pay it
-    return Unpaid(sale, screen, watch), [act.Save(sale), log]
+def _unpaid(live: LiveSale, state: SaleState, screen: ScreenKind, log: act.Log, ctx: Context) -> Result:
+    """Journaled as over, and watched for late money until ``late_watch`` from now (server clock)."""
+    sale = replace(live.sale, state=state, watch_until=ctx.server_now + ctx.timing.late_watch)
+    return Unpaid(sale, screen), [act.Save(sale), log]

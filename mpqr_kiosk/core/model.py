@@ -40,11 +40,13 @@ class SaleState(StrEnum):
     CANCELLED = "cancelled"  # final, no money moved
     EXPIRED = "expired"  # final, no money moved
     FAILED = "failed"  # the API refused the order outright (a definite 4xx): final, no money moved
-    REVIEW = "review"  # closed, but the approved amount differs from the total: never printed as paid
-    REFUNDED = "refunded"  # paid, then refunded in full (``mpqr-kiosk refund``)
+    REVIEW = "review"  # money moved that is not exactly the total: a person must look; never printed as paid
+    REFUNDING = "refunding"  # a refund was asked for; REFUNDED once a read says so
+    REFUNDED = "refunded"  # paid (or in review), then refunded in full (``mpqr-kiosk refund``)
 
     @property
     def final(self) -> bool:
+        """Not live on the POS any more (a refund still being confirmed is followed up by itself)."""
         return self not in (SaleState.PUSHING, SaleState.WAITING, SaleState.CANCELLING)
 
 
@@ -54,6 +56,39 @@ class ReceiptState(StrEnum):
     NONE = "none"
     PRINTING = "printing"  # journaled before the first byte goes to the printer
     PRINTED = "printed"
+
+
+class PaymentStatus(StrEnum):
+    """A payment's status, in the Payments API's words (the Orders API's are mapped onto these)."""
+
+    APPROVED = "approved"
+    AUTHORIZED = "authorized"
+    PENDING = "pending"
+    IN_PROCESS = "in_process"
+    IN_MEDIATION = "in_mediation"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+    CHARGED_BACK = "charged_back"
+
+
+IN_REVIEW = frozenset({PaymentStatus.PENDING, PaymentStatus.IN_PROCESS, PaymentStatus.AUTHORIZED,
+                       PaymentStatus.IN_MEDIATION})
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: str
+    status: PaymentStatus
+    amount: int  # minor units
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", PaymentStatus(self.status))
+
+    @property
+    def in_review(self) -> bool:
+        """Neither approved nor turned down yet: money that may still arrive."""
+        return self.status in IN_REVIEW
 
 
 @dataclass(frozen=True)
@@ -76,41 +111,20 @@ class Sale:
     rejected_payments: int = 0
     receipt: ReceiptState = ReceiptState.NONE
     copies: int = 0  # receipts printed marked COPY
+    ttl: float = 0.0  # seconds the order stays payable, fixed when the sale starts (a replay sends the same)
+    watch_until: float = 0.0  # an ended sale is read for late money until then, on the API server's clock
+    payments: tuple[Payment, ...] = ()  # every payment the API showed for it, last seen
 
 
 class OrderPhase(StrEnum):
     """The order's life as the API reports it, whichever backend is in use."""
 
     ABSENT = "absent"  # the API has no order with this reference
-    OPEN = "open"  # waiting for payment (possibly scanned, possibly with rejected attempts)
+    OPEN = "open"  # waiting for payment (possibly with attempts rejected or in review)
     CLOSED = "closed"  # merchant order closed / order processed: payments cover it
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
-
-
-class PaymentStatus(StrEnum):
-    """A payment's status, in the Payments API's words (the Orders API's are mapped onto these)."""
-
-    APPROVED = "approved"
-    AUTHORIZED = "authorized"
-    PENDING = "pending"
-    IN_PROCESS = "in_process"
-    IN_MEDIATION = "in_mediation"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    REFUNDED = "refunded"
-    CHARGED_BACK = "charged_back"
-
-
-@dataclass(frozen=True)
-class Payment:
-    id: str
-    status: PaymentStatus
-    amount: int  # minor units
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "status", PaymentStatus(self.status))
 
 
 @dataclass(frozen=True)
@@ -118,8 +132,7 @@ class Observation:
     """A fresh read of one sale's order. The core, not the backend, decides whether it is paid."""
 
     phase: OrderPhase
-    scanned: bool = False  # the customer has the order open in the app
-    payments: tuple[Payment, ...] = ()
+    payments: tuple[Payment, ...] = ()  # every payment the API shows for the sale (all its merchant orders)
     order_id: str = ""
     server_time: float = 0.0  # the API server's clock when it answered (Date header; ours until it has said)
 
@@ -130,6 +143,19 @@ class Observation:
     @property
     def rejected(self) -> int:
         return sum(1 for p in self.payments if p.status is PaymentStatus.REJECTED)
+
+    @property
+    def attempted(self) -> bool:
+        """A payment attempt exists: the customer is paying (a merchant order alone says nothing, §12.1)."""
+        return bool(self.payments)
+
+    @property
+    def in_review(self) -> bool:
+        return any(p.in_review for p in self.payments)
+
+    @property
+    def refunded(self) -> int:
+        return sum(p.amount for p in self.payments if p.status is PaymentStatus.REFUNDED)
 
     def last_approved(self) -> Payment | None:
         """The most recent approved payment (its id goes on the receipt and is what a refund names)."""
@@ -145,6 +171,7 @@ class ScreenKind(StrEnum):
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    REVIEW = "review"  # money taken that is not exactly the total: never "try again"
     OFFLINE = "offline"
     PRINTER_PROBLEM = "printer_problem"
 
@@ -156,6 +183,8 @@ class NoticeKind(StrEnum):
     BUSY = "busy"  # a new sale while one is live
     OFFLINE = "offline"  # a new sale while the API does not answer
     REFUSED = "refused"  # the API refused the order
+    TOO_MUCH = "too_much"  # more than the site's upper bound for one sale (``detail``: the bound)
+    REVIEW = "review"  # a sale that ended went to review (``detail``: its reference)
 
 
 @dataclass(frozen=True)
@@ -183,6 +212,7 @@ class LedPattern(StrEnum):
     WAITING = "waiting"  # yellow blinking
     PAID = "paid"  # green blinking
     TROUBLE = "trouble"  # red blinking: offline or printer problem
+    REVIEW = "review"  # red and yellow together: a sale needs a person
     FATAL = "fatal"  # red on: configuration error
     OFF = "off"
 

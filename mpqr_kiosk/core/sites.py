@@ -1,6 +1,9 @@
 """Mercado Pago sites: currency, language and how money is written on the screen and at the API.
 
-Money is always an ``int`` of minor units of the site's currency (centavos, or whole pesos for CLP).
+Money is always an ``int`` of minor units of the site's currency (centavos, or whole pesos for CLP and COP:
+Mercado Pago wants COP as integers, mp_api.md §12.6). Each site has an upper bound for one sale, far above
+any counter sale (Mercado Pago publishes none): a bigger amount at the keypad, in the catalog, on the control
+socket or in an API answer is refused as a mistake, never charged or believed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class Site:
     thousands: str
     decimal_mark: str
     space: bool  # a space between the symbol and the number
+    max_amount: int  # the most one sale may come to, minor units
 
     def format(self, minor: int) -> str:
         """Write an amount the way people in this country read it: ``R$ 1.234,50``, ``S/ 1,234.50``."""
@@ -38,7 +42,7 @@ class Site:
         return Decimal(minor).scaleb(-self.decimals)
 
     def api_string(self, minor: int) -> str:
-        """The Orders API's string amount: two decimals (BR demands them), whole numbers for CLP."""
+        """The Orders API's string amount: two decimals (BR demands them), whole numbers for CLP and COP."""
         return f"{self.to_decimal(minor):.{self.decimals}f}"
 
     def api_number(self, minor: int) -> float | int:
@@ -57,7 +61,7 @@ class Site:
 
         When both ``.`` and ``,`` appear, the last one is the decimal mark, whatever the site. A single mark
         followed by exactly three digits ("1.500") could be either, so it is refused rather than guessed.
-        In a currency without decimals (CLP) every mark must group thousands.
+        In a currency without decimals (CLP, COP) every mark must group thousands.
         """
         cleaned = text.strip().replace(" ", "")
         sign = -1 if cleaned.startswith("-") else 1
@@ -80,13 +84,13 @@ class Site:
 SITES: dict[str, Site] = {
     s.id: s
     for s in (
-        Site("MLA", "AR", "ARS", "032", 2, "es", "$", ".", ",", True),
-        Site("MLB", "BR", "BRL", "986", 2, "pt", "R$", ".", ",", True),
-        Site("MLM", "MX", "MXN", "484", 2, "es", "$", ",", ".", False),
-        Site("MLC", "CL", "CLP", "152", 0, "es", "$", ".", ",", True),
-        Site("MCO", "CO", "COP", "170", 2, "es", "$", ".", ",", True),
-        Site("MPE", "PE", "PEN", "604", 2, "es", "S/", ",", ".", True),
-        Site("MLU", "UY", "UYU", "858", 2, "es", "$", ".", ",", True),
+        Site("MLA", "AR", "ARS", "032", 2, "es", "$", ".", ",", True, 50_000_000_00),
+        Site("MLB", "BR", "BRL", "986", 2, "pt", "R$", ".", ",", True, 250_000_00),
+        Site("MLM", "MX", "MXN", "484", 2, "es", "$", ",", ".", False, 1_000_000_00),
+        Site("MLC", "CL", "CLP", "152", 0, "es", "$", ".", ",", True, 50_000_000),
+        Site("MCO", "CO", "COP", "170", 0, "es", "$", ".", ",", True, 200_000_000),
+        Site("MPE", "PE", "PEN", "604", 2, "es", "S/", ",", ".", True, 200_000_00),
+        Site("MLU", "UY", "UYU", "858", 2, "es", "$", ".", ",", True, 2_000_000_00),
     )
 }
 

@@ -15,14 +15,15 @@ from mpqr_kiosk.core.model import Beep, LedPattern
 
 log = logging.getLogger(__name__)
 
-# pattern -> (colour, blink on/off seconds or None for steady); every other LED is off
-PATTERNS: dict[LedPattern, tuple[str, tuple[float, float] | None] | None] = {
-    LedPattern.READY: ("green", None),
-    LedPattern.WAITING: ("yellow", (0.5, 0.5)),
-    LedPattern.PAID: ("green", (0.2, 0.2)),
-    LedPattern.TROUBLE: ("red", (0.25, 0.75)),
-    LedPattern.FATAL: ("red", None),
-    LedPattern.OFF: None,
+# pattern -> {colour: blink on/off seconds, or None for steady}; every other LED is off
+PATTERNS: dict[LedPattern, dict[str, tuple[float, float] | None]] = {
+    LedPattern.READY: {"green": None},
+    LedPattern.WAITING: {"yellow": (0.5, 0.5)},
+    LedPattern.PAID: {"green": (0.2, 0.2)},
+    LedPattern.TROUBLE: {"red": (0.25, 0.75)},
+    LedPattern.REVIEW: {"red": None, "yellow": None},  # a sale needs a person: never "try again"
+    LedPattern.FATAL: {"red": None},
+    LedPattern.OFF: {},
 }
 # beep -> (on seconds, off seconds, count)
 BEEPS: dict[Beep, tuple[float, float, int]] = {
@@ -53,12 +54,12 @@ class Leds:
         self._pattern = pattern
         lit = PATTERNS[pattern]
         for colour, led in self._leds.items():
-            if lit is None or colour != lit[0]:
+            if colour not in lit:
                 led.off()
-            elif lit[1] is None:
+            elif lit[colour] is None:
                 led.on()
             else:
-                led.blink(*lit[1], background=True)
+                led.blink(*lit[colour], background=True)
         log.debug("leds: %s", pattern.value)
 
     def beep(self, kind: Beep) -> None:

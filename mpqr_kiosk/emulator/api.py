@@ -130,7 +130,14 @@ ROUTES = [
         r"/v1/payments/(?P<id>[^/]+)/refunds",
         lambda e, r, u, p: json_response(201, e.instore.refund_payment(u, p["id"], r.json())),
     ),
+    _route(
+        "GET",
+        r"/v1/payments/(?P<id>[^/]+)",
+        lambda e, r, u, p: json_response(200, e.instore.payment(u, p["id"])),
+        "read",
+    ),
     _route("POST", r"/v1/orders", _create_v1, "push"),
+    _route("GET", r"/v1/orders", lambda e, r, u, p: json_response(200, e.orders.search(u, r.query)), "read"),
     _route(
         "GET",
         r"/v1/orders/(?P<id>[^/]+)",

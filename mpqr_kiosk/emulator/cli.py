@@ -37,18 +37,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="replace",
         help="a new order on a POS that has one: replace it, or answer 409 (default: %(default)s)",
     )
+    parser.add_argument(
+        "--merchant-order",
+        choices=("at_create", "at_scan", "at_payment"),
+        default="at_create",
+        help="when a merchant order appears: with the order, at each scan, or with the first payment "
+        "(Mercado Pago allows all three since 2024; default: %(default)s)",
+    )
+    parser.add_argument("--refund-delay", type=float, default=0.0, metavar="SECONDS",
+                        help="a refund stays processing this long before it is done (default: %(default)s)")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     actions = parser.add_subparsers(dest="emulator_action", metavar="ACTION")
     for name, text in (
         ("scan", "the buyer scans the POS QR"),
-        ("pay", "the buyer pays the POS's current order"),
+        ("pay", "the buyer pays the order it has open (or the POS's current order)"),
+        ("decide", "Mercado Pago decides a payment that is in review"),
         ("expire", "the POS's current order expires now"),
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("--url", default=DEFAULT_URL, help="the running emulator (default: %(default)s)")
-        action.add_argument("--pos", default="POS001", help="external_pos_id (default: %(default)s)")
-        if name == "pay":
+        if name == "decide":
+            action.add_argument("payment_id", help="the payment's id (an Orders-API order: its PAY… id)")
             action.add_argument("--result", choices=("approved", "rejected"), default="approved")
+            continue
+        action.add_argument("--pos", default="POS001", help="external_pos_id (default: %(default)s)")
+        if name in ("scan", "pay"):
+            action.add_argument("--phone", default="buyer", help="which buyer (two phones can scan one QR)")
+        if name == "pay":
+            action.add_argument("--result", choices=("approved", "rejected", "in_process"), default="approved")
             action.add_argument("--amount", help="amount paid, e.g. 12.50 (default: what is due)")
 
 
@@ -63,7 +79,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _act(action: str, args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"external_pos_id": args.pos}
+    if action == "decide":
+        body: dict[str, Any] = {"payment_id": args.payment_id, "result": args.result}
+    else:
+        body = {"external_pos_id": args.pos}
+    if action in ("scan", "pay"):
+        body["phone"] = args.phone
     if action == "pay":
         body["result"] = args.result
         if args.amount is not None:
@@ -89,7 +110,8 @@ def _serve(args: argparse.Namespace) -> int:
             "refusing to listen on %s: not a loopback address (use --allow-remote to insist)", args.host
         )
         return exits.USAGE
-    emulator = Emulator(site=args.site, user_id=args.user_id, busy_pos=args.busy_pos)
+    emulator = Emulator(site=args.site, user_id=args.user_id, busy_pos=args.busy_pos,
+                        merchant_order=args.merchant_order, refund_delay=args.refund_delay)
     server = EmulatorServer(emulator, args.host, args.port, allow_remote=args.allow_remote)
     try:
         server.start()

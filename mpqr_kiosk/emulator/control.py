@@ -29,7 +29,8 @@ def _pay(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
         # major units in ("12.50", "12,50" or 12.5), minor units to the emulator
         amount = emu.site.parse(amount) if isinstance(amount, str) else emu.site.from_api(amount)
     return emu.pay(
-        body.get("external_pos_id", "POS001"), body.get("result", "approved"), amount, body.get("user_id")
+        body.get("external_pos_id", "POS001"), body.get("result", "approved"), amount, body.get("user_id"),
+        str(body.get("phone", "buyer")),
     )
 
 
@@ -37,7 +38,11 @@ def _answer(emu: Emulator, req: Request) -> tuple[int, Any]:
     action = (req.method, req.path.removeprefix("/_emu/"))
     if action == ("POST", "scan"):
         body = _body(req)
-        return 200, emu.scan(body.get("external_pos_id", "POS001"), body.get("user_id"))
+        phone = str(body.get("phone", "buyer"))
+        return 200, emu.scan(body.get("external_pos_id", "POS001"), body.get("user_id"), phone)
+    if action == ("POST", "decide"):
+        body = _body(req)
+        return 200, emu.decide(str(body.get("payment_id", "")), body.get("result", "approved"))
     if action == ("POST", "pay"):
         return 200, _pay(emu, _body(req))
     if action == ("POST", "expire"):

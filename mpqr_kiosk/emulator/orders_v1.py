@@ -1,12 +1,19 @@
-"""The Orders API for QR (``/v1/orders``, ``type: "qr"``, static mode).
+"""The Orders API for QR (``/v1/orders``, ``type: "qr"``, static mode), after mp_orders_api.md.
 
-Statuses follow mp_orders_api.md: created → processed/accredited | canceled | expired;
-processed → refunded (or processed/partially_refunded).
+Statuses [C: S-qr, N-qr, G-pp-es]: created → processed/accredited | canceled | expired; processed →
+refunded (or processed/partially_refunded). Only one payment transaction per order [C: R-create], so a
+second phone cannot pay an order already processed, and nothing pays a canceled or expired one.
+
+Where the docs are silent this emulator picks a behaviour and says so [inferred]: a payment in review shows
+as ``processing/in_process`` until decided (the generic Orders statuses, W-ostatus-gen); a rejected attempt
+leaves the order ``created`` and its API view unchanged (no documented field shows it).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from mpqr_kiosk.emulator import errors, validate
@@ -14,27 +21,40 @@ from mpqr_kiosk.emulator.account import Account
 from mpqr_kiosk.emulator.points import Points
 from mpqr_kiosk.emulator.records import ISO3, V1Order, ulid_like, v1_time
 
+ORDERS_SITES = ("MLB", "MLA", "MLC", "MLU")  # [C: R-create currency enum BRL, ARS, CLP, UYU; mp_api.md §12.2]
+SEARCH_WINDOW = 30 * 24 * 3600  # begin_date..end_date at most 30 days [C: R-search]
+
 
 class OrdersV1:
     """``/v1/orders`` on top of the POS table."""
 
-    def __init__(self, account: Account, points: Points) -> None:
+    def __init__(self, account: Account, points: Points, refund_delay: float = 0.0) -> None:
         self.account = account
         self.points = points
+        self.refund_delay = refund_delay  # > 0: a refund answers "processing" first [C: G-pp-pt, G-ca]
         self._v1: dict[str, V1Order] = {}
-        account.on_tick(self._expire_due)
+        self._refunds_due: list[tuple[float, V1Order]] = []
+        account.on_tick(self._tick)
 
     def orders(self) -> list[V1Order]:
         return list(self._v1.values())
 
-    def _expire_due(self) -> None:
+    def _tick(self) -> None:
         now = self.account.clock()
         for order in self._v1.values():
             if order.data["status"] == "created" and order.expires_at <= now:
                 self.end(order, "expired", "expired")
+        due = [r for r in self._refunds_due if r[0] <= now]
+        self._refunds_due = [r for r in self._refunds_due if r[0] > now]
+        for _, order in due:
+            self._refunded(order)
+
+    # -- the seller's API ---------------------------------------------------------------------------
 
     def create(self, user_id: int, body: Any) -> dict[str, Any]:
         """``POST /v1/orders`` (201): a created order on ``config.qr.external_pos_id``."""
+        if self.account.site.id not in ORDERS_SITES:
+            raise errors.orders(400, "unsupported_site", f"The Orders API is not available in {self.account.site.id}.")
         total, ttl, external_pos_id = validate.v1_order(body, self.account.site)
         with self.account.lock:
             self.account.tick()
@@ -74,28 +94,35 @@ class OrdersV1:
             order = V1Order(data, total, now + ttl, pos)
             busy = errors.orders(409, "point_of_sale_busy", "The point of sale already has an order.")
             self.points.occupy(pos, order, busy)
-            if pos.waiting:
-                pos.waiting = False
-                order.scans += 1
+            order.scans += len(pos.waiting)  # buyers on the waiting screen get the checkout now [C: DD-events]
+            order.phones |= pos.waiting
+            pos.waiting.clear()
             self._v1[data["id"]] = order
             return copy.deepcopy(data)
-
-    def scan(self, order: V1Order) -> dict[str, Any]:
-        """The buyer scans the POS while it carries ``order``: the app shows its checkout."""
-        order.scans += 1
-        return copy.deepcopy(order.data)
-
-    def _v1_get(self, user_id: int, order_id: str) -> V1Order:
-        self.account.tick()
-        order = self._v1.get(order_id)
-        if order is None or order.data["user_id"] != str(user_id):
-            raise errors.orders(404, "order_not_found", f"Order {order_id} not found.")
-        return order
 
     def get(self, user_id: int, order_id: str) -> dict[str, Any]:
         """``GET /v1/orders/{id}``."""
         with self.account.lock:
             return copy.deepcopy(self._v1_get(user_id, order_id).data)
+
+    def search(self, user_id: int, query: Mapping[str, str]) -> dict[str, Any]:
+        """``GET /v1/orders?begin_date&end_date[&external_reference][&status]`` [C: R-search, documented for
+        online orders]: ``{"data": [...], "paging": {...}}`` with string paging values [C: GO mock, NODE].
+        That it finds QR orders too is [inferred: unverified, mp_orders_api.md §4]."""
+        begin, end = _rfc3339(query.get("begin_date")), _rfc3339(query.get("end_date"))
+        if begin is None or end is None:
+            raise errors.orders(400, "missing_required_params", "begin_date and end_date are required (RFC 3339)")
+        if end < begin or end - begin > SEARCH_WINDOW:
+            raise errors.orders(400, "property_value", "the interval must be at most 30 days")
+        with self.account.lock:
+            self.account.tick()
+            found = [
+                copy.deepcopy(o.data) for o in self._v1.values()
+                if o.data["user_id"] == str(user_id) and begin <= _rfc3339(o.data["created_date"]) <= end
+                and all(o.data.get(k) == query[k] for k in ("external_reference", "status") if k in query)
+            ]
+        return {"data": found, "paging": {"total": str(len(found)), "total_pages": "1", "offset": "0",
+                                          "limit": str(max(30, len(found)))}}
 
     def cancel(self, user_id: int, order_id: str) -> dict[str, Any]:
         """``POST /v1/orders/{id}/cancel``: only a created order; 409 ``cannot_cancel_order`` otherwise."""
@@ -106,36 +133,121 @@ class OrdersV1:
             return copy.deepcopy(order.data)
 
     def refund(self, user_id: int, order_id: str, body: Any) -> dict[str, Any]:
-        """``POST /v1/orders/{id}/refund``: total without a body, partial with ``transactions``."""
+        """``POST /v1/orders/{id}/refund``: total without a body, partial with ``transactions``. With
+        ``refund_delay`` a total refund first answers ``processed/accredited`` with the refund
+        ``processing`` [C: G-pp-pt, G-ca], and reaches ``refunded`` later."""
         with self.account.lock:
             order = self._v1_get(user_id, order_id)
             _require(order, "processed", "refund")
+            if any(r["status"] == "processing" for r in order.data["transactions"].get("refunds", [])):
+                raise errors.orders(409, "cannot_refund_order", "A refund of this order is already processing.")
             payment = order.data["transactions"]["payments"][0]
             amount = self._refund_amount(order, payment["id"], body)
             if amount > order.paid - order.refunded:
-                raise errors.orders(
-                    400, "refund_amount_exceeds", "The refund exceeds what is left to refund."
-                )
-            order.refunded += amount
-            refunds = order.data["transactions"].setdefault("refunds", [])
-            refunds.append(
+                raise errors.orders(400, "refund_amount_exceeds", "The refund exceeds what is left to refund.")
+            order.data["transactions"].setdefault("refunds", []).append(
                 {
                     "id": ulid_like("REF01", 24),
                     "transaction_id": payment["id"],
                     "reference_id": payment["reference_id"],
                     "amount": self.account.site.api_string(amount),
-                    "status": "processed",
+                    "status": "processing" if self.refund_delay > 0 else "processed",
                 }
             )
-            full = order.refunded == order.paid
-            order.data.update(
-                status_detail="refunded" if full else "partially_refunded",
-                status="refunded" if full else "processed",
-                last_updated_date=v1_time(self.account.clock()),
-            )
-            if full:
-                payment.update(status="refunded", status_detail="refunded")
+            order.refunding = amount
+            if self.refund_delay > 0:
+                self._refunds_due.append((self.account.clock() + self.refund_delay, order))
+                order.data["last_updated_date"] = v1_time(self.account.clock())
+            else:
+                self._refunded(order)
             return copy.deepcopy(order.data)
+
+    # -- the buyer ------------------------------------------------------------------------------------
+
+    def scan(self, order: V1Order, phone: str) -> dict[str, Any]:
+        """``phone`` scans the POS while it carries ``order``: the app shows its checkout."""
+        order.scans += 1
+        order.phones.add(phone)
+        return copy.deepcopy(order.data)
+
+    def pay(self, order: V1Order, result: str, amount: int | None) -> dict[str, Any]:
+        """The buyer pays an order. Rejected: the order stays created and its API view unchanged [inferred];
+        in_process: the order and its payment show processing/in_process until ``decide`` [inferred];
+        approved: processed/accredited [C: N-qr]. Only a created order takes a payment [C: S-qr]."""
+        if order.data["status"] != "created":
+            raise errors.orders(409, "cannot_pay_order", f"An order in status {order.data['status']} cannot be paid.")
+        order.scans = max(order.scans, 1)
+        now = self.account.clock()
+        attempt = {"result": result, "status_detail": {"rejected": "cc_rejected_other_reason"}.get(result, result),
+                   "t": now}
+        order.attempts.append(attempt)
+        if result == "rejected":
+            return {"order": copy.deepcopy(order.data), "attempt": dict(attempt)}
+        order.paid = order.total if amount is None else amount
+        payment = order.data["transactions"]["payments"][0]
+        payment["reference_id"] = str(next(self.account.ids.payment))
+        if result == "in_process":
+            order.data.update(status="processing", status_detail="in_process", last_updated_date=v1_time(now))
+            payment.update(status="processing", status_detail="in_process")
+            return {"order": copy.deepcopy(order.data), "attempt": dict(attempt)}
+        self._approve(order, now)
+        return {"order": copy.deepcopy(order.data)}
+
+    def decide(self, payment_id: str, result: str) -> dict[str, Any] | None:
+        """A payment in review is decided now; ``None`` when no order of ours carries ``payment_id``."""
+        order = next((o for o in self._v1.values() if o.data["transactions"]["payments"][0]["id"] == payment_id
+                      or o.data["transactions"]["payments"][0].get("reference_id") == payment_id), None)
+        if order is None:
+            return None
+        if order.data["status"] != "processing":
+            status = order.data["status"]
+            raise errors.orders(409, "bad_request", f"order {order.data['id']} is {status}, not in review")
+        now = self.account.clock()
+        if result == "approved":
+            self._approve(order, now)
+        else:  # the attempt failed: the order waits for another one, as after a rejection [inferred]
+            order.paid = 0
+            order.data.update(status="created", status_detail="created", last_updated_date=v1_time(now))
+            order.data["transactions"]["payments"][0].update(status="created", status_detail="ready_to_process")
+        return {"order": copy.deepcopy(order.data)}
+
+    def end(self, order: V1Order, status: str, payment_detail: str) -> None:
+        """A final state for a created order (canceled or expired); the payment follows it."""
+        order.data.update(status=status, status_detail=status, last_updated_date=v1_time(self.account.clock()))
+        order.data["transactions"]["payments"][0].update(status=status, status_detail=payment_detail)
+        self._unbind(order)
+
+    # -- bookkeeping ------------------------------------------------------------------------------------
+
+    def _v1_get(self, user_id: int, order_id: str) -> V1Order:
+        self.account.tick()
+        order = self._v1.get(order_id)
+        if order is None or order.data["user_id"] != str(user_id):
+            raise errors.orders(404, "order_not_found", f"Order {order_id} not found.")
+        return order
+
+    def _approve(self, order: V1Order, now: float) -> None:
+        paid = self.account.site.api_string(order.paid)
+        order.data.update(status="processed", status_detail="accredited", total_paid_amount=paid,
+                          last_updated_date=v1_time(now))
+        order.data["transactions"]["payments"][0].update(
+            status="processed",
+            status_detail="accredited",
+            paid_amount=paid,
+            payment_method={"id": "account_money", "type": "account_money", "installments": 1},
+        )
+        self._unbind(order)
+
+    def _refunded(self, order: V1Order) -> None:
+        order.refunded += order.refunding
+        order.refunding = 0
+        for refund in order.data["transactions"].get("refunds", []):
+            refund["status"] = "processed"
+        full = order.refunded == order.paid
+        order.data.update(status_detail="refunded" if full else "partially_refunded",
+                          status="refunded" if full else "processed", last_updated_date=v1_time(self.account.clock()))
+        if full:
+            order.data["transactions"]["payments"][0].update(status="refunded", status_detail="refunded")
 
     def _refund_amount(self, order: V1Order, payment_id: str, body: Any) -> int:
         if not body:
@@ -146,40 +258,6 @@ class OrdersV1:
         if any(t.get("id") != payment_id for t in asked):
             raise errors.orders(400, "property_value", f"transactions[].id must be {payment_id}")
         return sum(validate.v1_amount(t.get("amount"), self.account.site, "transactions.amount") for t in asked)
-
-    def pay(self, order: V1Order, result: str, amount: int | None) -> dict[str, Any]:
-        """The buyer pays an Orders-API order. A rejection leaves the order created and the API view
-        unchanged (Mercado Pago documents no field for it); the attempt is kept in ``attempts``."""
-        order.scans = max(order.scans, 1)
-        now = self.account.clock()
-        if result == "rejected":
-            attempt = {"result": "rejected", "status_detail": "cc_rejected_other_reason", "t": now}
-            order.attempts.append(attempt)
-            return {"order": copy.deepcopy(order.data), "attempt": dict(attempt)}
-        order.paid = order.total if amount is None else amount
-        paid = self.account.site.api_string(order.paid)
-        order.data.update(
-            status="processed",
-            status_detail="accredited",
-            total_paid_amount=paid,
-            last_updated_date=v1_time(now),
-        )
-        order.data["transactions"]["payments"][0].update(
-            status="processed",
-            status_detail="accredited",
-            reference_id=str(next(self.account.ids.payment)),
-            paid_amount=paid,
-            payment_method={"id": "account_money", "type": "account_money", "installments": 1},
-        )
-        order.attempts.append({"result": "approved", "status_detail": "accredited", "t": now})
-        self._unbind(order)
-        return {"order": copy.deepcopy(order.data)}
-
-    def end(self, order: V1Order, status: str, payment_detail: str) -> None:
-        """A final state for a created order (canceled or expired); the payment follows it."""
-        order.data.update(status=status, status_detail=status, last_updated_date=v1_time(self.account.clock()))
-        order.data["transactions"]["payments"][0].update(status=status, status_detail=payment_detail)
-        self._unbind(order)
 
     @staticmethod
     def _unbind(order: V1Order) -> None:
@@ -193,3 +271,11 @@ def _require(order: V1Order, status: str, verb: str) -> None:
     if order.data["status"] != status:
         message = f"An order in status {order.data['status']} cannot be {verb}ed."
         raise errors.orders(409, f"cannot_{verb}_order", message)
+
+
+def _rfc3339(value: str | None) -> float | None:
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+    return when.timestamp() if when is not None and when.tzinfo is not None else None

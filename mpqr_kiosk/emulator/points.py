@@ -14,7 +14,16 @@ import qrcode
 from mpqr_kiosk import emvco
 from mpqr_kiosk.emulator import errors, validate
 from mpqr_kiosk.emulator.account import Account
-from mpqr_kiosk.emulator.records import CAPITAL, InstoreOrder, Pos, Store, V1Order, legacy_time
+from mpqr_kiosk.emulator.records import (
+    CAPITAL,
+    CAPITAL_LOCATION,
+    COUNTRY_BOX,
+    InstoreOrder,
+    Pos,
+    Store,
+    V1Order,
+    legacy_time,
+)
 
 
 class Points:
@@ -37,14 +46,17 @@ class Points:
     def seed(self, user_id: int) -> None:
         """Store ``STORE001`` and POS ``POS001`` for ``user_id``."""
         spanish = self.account.site.language == "es"
+        street, number, city, state, lat, lon = CAPITAL_LOCATION[self.account.site.country]
+        location = {"street_name": street, "street_number": number, "city_name": city, "state_name": state,
+                    "latitude": lat, "longitude": lon, "reference": ""}
         self.create_store(user_id, {"name": "Tienda de Prueba" if spanish else "Loja de Teste",
-                                    "external_id": "STORE001"})
+                                    "external_id": "STORE001", "location": location})
         self.create_pos(user_id, {"name": "Caja 1" if spanish else "Caixa 1", "fixed_amount": True,
                                   "external_store_id": "STORE001", "external_id": "POS001"})
 
     def create_store(self, user_id: int, body: Any) -> dict[str, Any]:
         """``POST /users/{user_id}/stores``."""
-        validate.store(body)
+        validate.store(body, COUNTRY_BOX[self.account.site.country])
         with self.account.lock:
             ext = body.get("external_id")
             if ext is not None and self._store_by_ext(user_id, ext):
@@ -52,9 +64,7 @@ class Points:
             where = body.get("location") if isinstance(body.get("location"), dict) else {}
             street = " ".join(str(where[k]) for k in ("street_name", "street_number") if where.get(k))
             parts = [street] + [str(where[k]) for k in ("city_name", "state_name") if where.get(k)]
-            store = Store(
-                next(self.account.ids.store), user_id, where.get("city_name") or CAPITAL[self.account.site.country], {}
-            )
+            store = Store(next(self.account.ids.store), user_id, emvco.ascii_fold(where["city_name"], 15) or "", {})
             store.data = {
                 "id": store.id,
                 "name": body["name"],

@@ -18,20 +18,22 @@ from mpqr_kiosk.core import sites
 from mpqr_kiosk.emulator import errors
 from mpqr_kiosk.emulator.account import Account
 from mpqr_kiosk.emulator.faults import Fault, Faults
-from mpqr_kiosk.emulator.instore import NO_ORDER, Instore
+from mpqr_kiosk.emulator.instore import NO_ORDER, RESULTS, Instore
 from mpqr_kiosk.emulator.orders_v1 import OrdersV1
 from mpqr_kiosk.emulator.points import Points
 from mpqr_kiosk.emulator.records import InstoreOrder, Pos, V1Order
 
 T = TypeVar("T")
+KEY_LIFETIME = 24 * 3600.0
 
 
 class Emulator:
     """One emulated Mercado Pago site; thread-safe (one re-entrant lock around all state).
 
     ``tokens`` maps access tokens to user ids; without it a token's trailing ``-<digits>`` is the user
-    id, else ``user_id``. ``busy_pos``: see ``Points``. ``seed`` creates store ``STORE001`` and POS
-    ``POS001`` for ``user_id``.
+    id, else ``user_id``. ``busy_pos``: see ``Points``; ``merchant_order``: when merchant orders appear
+    (see ``instore``); ``refund_delay``: seconds a refund stays processing. ``seed`` creates store
+    ``STORE001`` and POS ``POS001`` for ``user_id``.
     """
 
     def __init__(
@@ -43,15 +45,17 @@ class Emulator:
         busy_pos: str = "replace",
         seed: bool = True,
         notify: bool = True,
+        merchant_order: str = "at_create",
+        refund_delay: float = 0.0,
     ) -> None:
         self.account = Account(sites.site(site), clock, notify)
         self.points = Points(self.account, busy_pos)
-        self.instore = Instore(self.account, self.points)
-        self.orders = OrdersV1(self.account, self.points)
+        self.instore = Instore(self.account, self.points, merchant_order, refund_delay)
+        self.orders = OrdersV1(self.account, self.points, refund_delay)
         self.user_id = user_id
         self.tokens = dict(tokens) if tokens is not None else None
         self.faults = Faults()
-        self._idempotency: dict[tuple[int, str], tuple[Any, Any]] = {}
+        self._idempotency: dict[tuple[int, str], tuple[Any, Any, float]] = {}
         self._log: list[dict[str, Any]] = []
         if seed:
             self.points.seed(user_id)
@@ -102,18 +106,18 @@ class Emulator:
 
     # -- the buyer ------------------------------------------------------------------------------------
 
-    def scan(self, external_pos_id: str, user_id: int | None = None) -> dict[str, Any]:
-        """The buyer scans the POS QR: the order's checkout, or the waiting screen when it has none."""
+    def scan(self, external_pos_id: str, user_id: int | None = None, phone: str = "buyer") -> dict[str, Any]:
+        """``phone`` scans the POS QR: the order's checkout, or the waiting screen when it has none."""
         with self.lock:
             self.account.tick()
             pos = self._pos(external_pos_id, user_id)
             answer: dict[str, Any] = {"external_pos_id": external_pos_id, "waiting": pos.slot is None}
             if pos.slot is None:
-                pos.waiting = True
+                pos.waiting.add(phone)
             elif isinstance(pos.slot, InstoreOrder):
-                answer["merchant_order"] = copy.deepcopy(self.instore.scan(pos, pos.slot))
+                answer["merchant_order"] = self.instore.scan(pos, pos.slot, phone)
             else:
-                answer["order"] = self.orders.scan(pos.slot)
+                answer["order"] = self.orders.scan(pos.slot, phone)
             return answer
 
     def pay(
@@ -122,22 +126,34 @@ class Emulator:
         result: str = "approved",
         amount: int | None = None,
         user_id: int | None = None,
+        phone: str = "buyer",
     ) -> dict[str, Any]:
-        """The buyer pays the POS's current order (``amount`` in minor units; default: what is due)."""
-        if result not in ("approved", "rejected"):
-            raise errors.legacy(400, "bad_request", "result must be approved or rejected")
+        """``phone`` pays (``approved``, ``rejected``, or ``in_process``: in review until ``decide``) the order
+        it has open, else the POS's current one; ``amount`` in minor units, by default what is due."""
+        if result not in RESULTS:
+            raise errors.legacy(400, "bad_request", f"result must be one of {', '.join(RESULTS)}")
         if amount is not None and amount <= 0:
             raise errors.legacy(400, "bad_request", "amount must be positive")
         with self.lock:
             self.account.tick()
             pos = self._pos(external_pos_id, user_id)
-            if pos.slot is None:
-                raise errors.legacy(404, *NO_ORDER)
             if isinstance(pos.slot, V1Order):
                 paid = self.orders.pay(pos.slot, result, amount)
             else:
-                paid = self.instore.pay(pos, pos.slot, result, amount)
+                paid = self.instore.pay(pos, phone, result, amount)
             return {"external_pos_id": external_pos_id, "result": result, **paid}
+
+    def decide(self, payment_id: str, result: str) -> dict[str, Any]:
+        """A payment in review is approved or rejected now (Mercado Pago's review, minutes later)."""
+        if result not in ("approved", "rejected"):
+            raise errors.legacy(400, "bad_request", "result must be approved or rejected")
+        with self.lock:
+            self.account.tick()
+            decided = self.instore.decide(int(payment_id), result) if str(payment_id).isdigit() else None
+            decided = decided or self.orders.decide(str(payment_id), result)
+            if decided is None:
+                raise errors.legacy(404, "not_found", f"no payment {payment_id} in review")
+            return decided
 
     def expire(self, external_pos_id: str, user_id: int | None = None) -> dict[str, Any]:
         """The POS's current order runs out of time now (as its expiry would do)."""
@@ -153,16 +169,25 @@ class Emulator:
             expired = self.instore.expire(pos, order)
             return {"external_pos_id": external_pos_id, "merchant_orders": copy.deepcopy(expired)}
 
+    def _phones(self, pos: Pos) -> list[str]:
+        if isinstance(pos.slot, V1Order):
+            return sorted(pos.slot.phones)
+        return self.instore.phones(pos)
+
     def _pos(self, external_pos_id: str, user_id: int | None) -> Pos:
         return self.points.pos_for(self.user_id if user_id is None else user_id, external_pos_id)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
 
     def idempotent(self, user_id: int, key: str, fingerprint: Any, apply: Callable[[], T]) -> T:
-        """Run ``apply`` once per (user, key): the same request again gets the stored answer, another
-        request with the key gets 409 ``idempotency_key_already_used``. Failed requests store nothing."""
+        """Run ``apply`` once per (user, key) for 24 hours: the same request again gets the stored answer
+        [C: W-ocreate], another request with the key gets 409 ``idempotency_key_already_used`` [C], and after
+        24 h the key is forgotten, so a replay creates anew [inferred: mp_api.md §12.3]. Failed requests
+        store nothing."""
         with self.lock:
             seen = self._idempotency.get((user_id, key))
+            if seen is not None and self.clock() - seen[2] >= KEY_LIFETIME:
+                seen = None
             if seen is not None:
                 if seen[0] != fingerprint:
                     raise errors.orders(
@@ -172,7 +197,7 @@ class Emulator:
                     )
                 return seen[1]
             answer = apply()
-            self._idempotency[(user_id, key)] = (fingerprint, answer)
+            self._idempotency[(user_id, key)] = (fingerprint, answer, self.clock())
             return answer
 
     def inject(
@@ -209,10 +234,12 @@ class Emulator:
                     "site": self.site.id,
                     "user_id": self.user_id,
                     "busy_pos": self.points.busy_pos,
+                    "merchant_order": self.instore.mode,
                     "users": self.account.users(),
                     "stores": self.points.stores(),
                     "pos": [
-                        {**self.points.view(p), "payload": p.payload, "waiting": p.waiting, "order": _slot_view(p)}
+                        {**self.points.view(p), "payload": p.payload, "waiting": sorted(p.waiting),
+                         "order": _slot_view(p), "checkouts": self._phones(p)}
                         for p in self.points.all()
                     ],
                     "merchant_orders": self.instore.merchant_orders(),

@@ -37,14 +37,39 @@ def alphanumeric(value: Any) -> bool:
     return isinstance(value, str) and value.isascii() and value.isalnum()
 
 
-def store(body: Any) -> None:
-    """``POST /users/{id}/stores``: a name and an alphanumeric ``external_id``."""
+STORE_FIELDS = {"name", "business_hours", "location", "external_id"}
+LOCATION_TEXT = ("street_name", "street_number", "city_name", "state_name")
+
+
+def store(body: Any, box: tuple[float, float, float, float]) -> None:
+    """``POST /users/{id}/stores`` [C: devsite-docs stores.json, mp_api.md §12.4]: a name, an alphanumeric
+    ``external_id``, and a ``location`` with street, number, city, state and coordinates inside the site's
+    country (``box``: south, north, west, east). Error keys as documented; the body shape is the legacy one
+    with a ``causes`` entry [C: community error sample quoting ``validation_error``]."""
     if not isinstance(body, dict):
         raise errors.legacy(400, "MISSING_BODY", "body must be a JSON object")
+    unknown = sorted(set(body) - STORE_FIELDS)
+    if unknown:
+        raise errors.legacy(400, "UNKNOWN_FIELD", f"unknown field(s): {', '.join(unknown)}")
     if not isinstance(body.get("name"), str) or not body["name"].strip():
-        raise errors.legacy(400, "INVALID_NAME", "name is required")
+        raise errors.legacy(400, "INVALID_NAME", "The `name` field must be string.")
     if "external_id" in body and not alphanumeric(body["external_id"]):
         raise errors.legacy(400, "INVALID_EXTERNAL_ID", "external_id must be alphanumeric")
+    where = body.get("location")
+    if not isinstance(where, dict):
+        raise errors.legacy(400, "INVALID_LOCATION", "The `location` field must be json_object.")
+    for key in LOCATION_TEXT:
+        if not isinstance(where.get(key), str) or not where[key].strip():
+            raise errors.legacy(400, f"INVALID_{key.upper()}", f"The `{key}` field must be string.")
+    if "reference" in where and not isinstance(where["reference"], str):
+        raise errors.legacy(400, "INVALID_REFERENCE", "The `reference` field must be a string.")
+    lat, lon = where.get("latitude"), where.get("longitude")
+    if not (is_number(lat) and is_number(lon)):
+        raise errors.legacy(400, "VALIDATION_ERROR", "location.latitude and location.longitude must be numbers")
+    south, north, west, east = box
+    if not (south <= lat <= north and west <= lon <= east):
+        raise errors.legacy(400, "BAD_REQUEST", "The store coordinates are outside the site. Ensure that the "
+                            "entered coordinates are within the specified location.")
 
 
 def pos(body: Any) -> None:

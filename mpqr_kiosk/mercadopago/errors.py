@@ -38,6 +38,15 @@ class BadResponse(ApiError):
         return True
 
 
+class NotSent(ApiError):
+    """We did not send the request: what it would carry is wrong (a total above the site's bound, an order
+    whose time is up). Nothing reached Mercado Pago: a definite answer."""
+
+    @property
+    def indeterminate(self) -> bool:
+        return False
+
+
 class Unauthorized(ApiError):
     """401/403: the access token is wrong, expired or lacks permission."""
 

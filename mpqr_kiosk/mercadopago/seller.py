@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mpqr_kiosk.core.model import Item
 from mpqr_kiosk.core.sites import Site
 
 TITLE = {"pt": "Venda", "es": "Venta"}
+KEYED_CODE = "KEYED"  # an amount keyed at the box has no product code; no item is sent with an empty one
+
+
+def item_code(item: Item) -> str:
+    return (item.sku or item.code or KEYED_CODE)[:30]
 
 
 @dataclass(frozen=True)
