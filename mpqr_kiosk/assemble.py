@@ -22,12 +22,12 @@ from mpqr_kiosk.devices.input import Refused, open_inputs
 from mpqr_kiosk.devices.leds import Leds
 from mpqr_kiosk.devices.printer import open_printer
 from mpqr_kiosk.journal import Journal
-from mpqr_kiosk.logsetup import add_secret
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.mercadopago.instore import InstoreBackend
 from mpqr_kiosk.mercadopago.orders import OrdersBackend
 from mpqr_kiosk.mercadopago.seller import Seller
 from mpqr_kiosk.ports import Backend, Display, InputSource, Printer
+from mpqr_kiosk.redact import add_secret
 from mpqr_kiosk.shell import Devices, Runtime, SystemClock
 
 BACKENDS = {"instore": InstoreBackend, "orders": OrdersBackend}

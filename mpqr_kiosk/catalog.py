@@ -7,7 +7,8 @@ Format: UTF-8 (a byte-order mark is fine), four columns ``code, title, unit pric
 * The separator is ``,``, or ``;`` when the first line holds more ``;`` than ``,`` (what spreadsheets
   in Brazil and Argentina write). Quote a price written ``"4,50"`` in a comma-separated file.
 * ``code``: at most 64 printable characters, unique. ``title``: not empty. ``unit price``: in major
-  units, ``4.50``, ``4,50`` or ``1.234,50`` (``Site.parse``), not negative. ``sku``: may be empty.
+  units, ``4.50``, ``4,50`` or ``1.234,50`` (``Site.parse``), not negative, at most the site's bound for one
+  sale. ``sku``: may be empty.
 * Blank lines are skipped.
 
 Any problem raises ``CatalogError`` naming the file, the line and what is wrong. Reloading is calling
@@ -122,4 +123,7 @@ def _item(row: list[str], site: Site) -> Item:
         raise ValueError(f"bad unit price {price_text!r} for code {code!r}: {exc}") from None
     if price < 0:
         raise ValueError(f"negative unit price {price_text!r} for code {code!r}")
+    if price > site.max_amount:
+        raise ValueError(f"unit price {price_text!r} for code {code!r} is more than {site.format(site.max_amount)}, "
+                         "the most one sale may be")
     return Item(title=title, unit_price=price, quantity=1, sku=sku, code=code)

@@ -15,6 +15,7 @@ from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.mercadopago.errors import ApiError
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.provision import find_pos, static_payload
+from mpqr_kiosk.redact import redact
 from mpqr_kiosk.screens import qr_fit
 from mpqr_kiosk.token import load_token
 
@@ -37,7 +38,7 @@ class Report:
         self._line("FAIL", what, detail)
 
     def _line(self, mark: str, what: str, detail: str) -> None:
-        self.stream.write(f"{mark} {what:<10} {detail}\n")
+        self.stream.write(redact(f"{mark} {what:<10} {detail}") + "\n")
 
 
 def run(config_path: str, report: Report | None = None) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from mpqr_kiosk import __version__, exits
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk.core.sites import SITES
+from mpqr_kiosk.redact import redact
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("cancel", help="cancel the sale waiting for payment")
     reprint = commands.add_parser("reprint", help="print a COPY of a paid sale's receipt (default: the last one)")
     reprint.add_argument("reference", nargs="?", help="the sale's external_reference")
-    refund = commands.add_parser("refund", help="refund a paid sale in full")
+    refund = commands.add_parser("refund", help="refund a paid sale (or one in review) in full: every approved payment")
     refund.add_argument("reference", help="the sale's external_reference")
+    review = commands.add_parser("review", help="sales whose money needs a person (not exactly the total, late or "
+                                                "double payments), with what Mercado Pago approved")
+    review.add_argument("--json", action="store_true", help="print the daemon's raw JSON answer")
     preview = commands.add_parser("preview", help="render every screen and a sample receipt to PNG")
     preview.add_argument("--out", type=Path, default=Path("preview-out"), metavar="DIR")
     diag = commands.add_parser("diagnostics", help="a support bundle with secrets redacted")
@@ -85,7 +89,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         logsetup.setup()
         return daemon.run(args.config)
-    if command in ("status", "sale", "cancel", "reprint", "refund"):
+    if command in ("status", "sale", "cancel", "reprint", "refund", "review"):
         return _control(args)
     if command == "check":
         from mpqr_kiosk import check
@@ -127,11 +131,28 @@ def _control(args: argparse.Namespace) -> int:
     except (ConnectionError, TimeoutError, ValueError) as exc:
         sys.stderr.write(f"mpqr-kiosk: no answer from the daemon ({exc}); try again, or see journalctl\n")
         return exits.TEMPFAIL
+    except OSError as exc:
+        sys.stderr.write(f"mpqr-kiosk: cannot use the control socket {config.control.socket}: {exc.strerror}\n")
+        return exits.TEMPFAIL
     if args.command == "status" and not args.json and answer.get("ok"):
-        sys.stdout.write(_status_text(answer))
+        text = _status_text(answer)
+    elif args.command == "review" and not args.json and answer.get("ok"):
+        text = _review_text(answer)
     else:
-        sys.stdout.write(json.dumps(answer, ensure_ascii=False, indent=2) + "\n")
+        text = json.dumps(answer, ensure_ascii=False, indent=2) + "\n"
+    sys.stdout.write(redact(text))
     return exits.OK if answer.get("ok") else exits.CHECK
+
+
+def _review_text(answer: dict) -> str:
+    if not answer["sales"]:
+        return "no sale needs review\n"
+    lines = []
+    for sale in answer["sales"]:
+        lines.append(f"{sale['reference']}: total {sale['total']}, approved {sale['approved']}")
+        lines += [f"  payment {p['id']} {p['status']} {p['amount']}" for p in sale["payments"]]
+    lines.append("refund a sale with: mpqr-kiosk refund REFERENCE (every approved payment of it)")
+    return "\n".join(lines) + "\n"
 
 
 def _status_text(status: dict) -> str:
@@ -148,6 +169,9 @@ def _status_text(status: dict) -> str:
     if status["reconciling"]:
         lines.append(f"reconciling: {', '.join(status['reconciling'])}")
     lines.append(f"print queue: {', '.join(status['print_queue']) or 'empty'}")
+    for key, label in (("review", "NEEDS REVIEW"), ("refunding", "refunding"), ("watching", "watching")):
+        if status.get(key):
+            lines.append(f"{label + ':':<13}{', '.join(status[key])}")
     devices = status["devices"]
     lines.append(f"printer:     {'ok' if devices['printer']['ok'] else 'PROBLEM'}")
     lines.append(f"display:     {'ok' if devices['display']['healthy'] else 'PROBLEM'}")

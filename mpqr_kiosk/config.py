@@ -39,6 +39,13 @@ class ShopConfig:
     tax_id: str = ""
     receipt_header: tuple[str, ...] = ()
     receipt_footer: tuple[str, ...] = ("Obrigado!",)
+    # the store's location, which ``provision`` sends when it creates the store (Mercado Pago requires it)
+    street_name: str = ""
+    street_number: str = ""
+    city: str = ""
+    state: str = ""
+    latitude: float = 0.0
+    longitude: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,7 @@ class Config:
 
 DEFAULT_PATH = "/etc/mpqr-kiosk/kiosk.toml"
 APIS = ("instore", "orders")
+ORDERS_SITES = ("MLB", "MLA", "MLC", "MLU")  # where the Orders API serves QR (mp_api.md §12.2)
 DISPLAY_INTERFACES = ("i2c", "spi")
 PRINTER_CONNECTIONS = ("usb", "serial", "network", "file", "dummy", "none")
 KEYMAPS = ("us", "es", "latam", "br-abnt2")
@@ -231,6 +239,9 @@ def _check(config: Config, path: str) -> None:
     rules = [
         ("mercadopago.api", mp.api in APIS, f"must be one of {', '.join(APIS)}"),
         ("mercadopago.site", mp.site in SITES, f"unknown site {mp.site!r}; one of {', '.join(SITES)}"),
+        ("mercadopago.api", mp.api != "orders" or mp.site not in SITES or mp.site in ORDERS_SITES,
+         f"\"orders\" is not available in {mp.site}: Mercado Pago's Orders API serves {', '.join(ORDERS_SITES)} "
+         "only; use api = \"instore\""),
         ("mercadopago.user_id", mp.user_id > 0, "must be your Mercado Pago user (collector) id"),
         ("mercadopago.external_pos_id", re.fullmatch(r"[A-Za-z0-9]{1,39}", mp.external_pos_id) is not None,
          "letters and digits only, under 40 characters (Mercado Pago rule)"),
@@ -243,6 +254,8 @@ def _check(config: Config, path: str) -> None:
         ("mercadopago.qr_payload", not mp.qr_payload or _valid_payload(mp.qr_payload),
          "is not a valid EMVCo payload (bad CRC or TLV); run `mpqr-kiosk provision` again"),
         ("shop.name", bool(config.shop.name.strip()), "must not be empty"),
+        ("shop.latitude", -90 <= config.shop.latitude <= 90, "must be a latitude, -90 to 90"),
+        ("shop.longitude", -180 <= config.shop.longitude <= 180, "must be a longitude, -180 to 180"),
         ("input.keymap", config.input.keymap in KEYMAPS, f"must be one of {', '.join(KEYMAPS)}"),
         ("display.interface", config.display.interface in DISPLAY_INTERFACES, "must be i2c or spi"),
         ("display.width", 8 <= config.display.width <= 1024, "must be a panel width in pixels"),

@@ -10,11 +10,13 @@ from mpqr_kiosk import config as cfg
 from mpqr_kiosk import exits
 from mpqr_kiosk.assemble import build, shop_of, timing_of
 from mpqr_kiosk.catalog import CatalogError, load_catalog
+from mpqr_kiosk.control import AlreadyRunning as SocketTaken
 from mpqr_kiosk.control import Commands, ControlServer
 from mpqr_kiosk.core.events import Reconfigure, Tick
 from mpqr_kiosk.core.model import LedPattern
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.devices.leds import Leds
+from mpqr_kiosk.instance import AlreadyRunning, InstanceLock
 from mpqr_kiosk.journal import JournalError
 from mpqr_kiosk.notify import notify, watchdog_interval
 from mpqr_kiosk.shell import Runtime
@@ -35,6 +37,7 @@ class Daemon:
         self.reload_requested = False
         self.runtime: Runtime | None = None
         self.control: ControlServer | None = None
+        self.lock: InstanceLock | None = None
         self.status = ""
 
     def run(self) -> int:
@@ -43,22 +46,32 @@ class Daemon:
             config = cfg.load(self.config_path)
             token = load_token(config.mercadopago, config.path)
             catalog = load_catalog(config.input.catalog, site(config.mercadopago.site))
+            self.lock = InstanceLock(config.state.dir)
             self.runtime = build(config, token, catalog)
         except (cfg.ConfigError, CatalogError) as exc:
             log.critical("config invalid, not starting: %s", exc)
             notify(f"STATUS=Config invalid: {exc}")
             _show_fatal(config.leds if config else cfg.LedsConfig())
             return exits.CONFIG
-        except JournalError as exc:
-            log.critical("%s", exc)
+        except AlreadyRunning as exc:  # never steal the live daemon's journal or socket
+            log.critical("not starting: %s", exc)
+            notify(f"STATUS=Not started: {exc}")
+            return exits.TEMPFAIL
+        except (JournalError, OSError) as exc:
+            log.critical("not starting: %s", exc)
             return exits.TEMPFAIL
         self.config = config
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
         try:
+            try:
+                self.control = ControlServer(config.control.socket, Commands(self.runtime, config.mercadopago.api))
+            except SocketTaken as exc:
+                log.critical("not starting: %s", exc)
+                notify(f"STATUS=Not started: {exc}")
+                return exits.TEMPFAIL
             self.runtime.start()
-            self.control = ControlServer(config.control.socket, Commands(self.runtime, config.mercadopago.api))
             self.control.start()
             notify("READY=1\nSTATUS=" + self._status_line())
             log.info("ready: POS %s on %s (%s API), control socket %s", config.mercadopago.external_pos_id,
@@ -137,6 +150,8 @@ class Daemon:
                 self.runtime.devices.leds.show(LedPattern.OFF)
             finally:
                 self.runtime.stop()
+        if self.lock:
+            self.lock.release()
         log.info("stopped")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import platform
-import re
 import subprocess
 import sys
 import tarfile
@@ -21,21 +20,13 @@ from pathlib import Path
 
 from mpqr_kiosk import __version__, exits
 from mpqr_kiosk import config as cfg
-from mpqr_kiosk.logsetup import MASK
+from mpqr_kiosk.redact import redact
 from mpqr_kiosk.token import load_token
 
-TOKEN_SHAPE = re.compile(r"\b(APP_USR|TEST)-[A-Za-z0-9_-]{8,}")
 PACKAGES = ("python-escpos", "luma.oled", "luma.core", "gpiozero", "evdev", "pyserial", "qrcode", "requests",
             "pillow", "systemd-python", "zxing-cpp")
 DEVICE_GLOBS = ("/dev/input/by-id/*", "/dev/usb/lp*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/i2c-*", "/dev/spidev*",
                 "/dev/gpiochip*")
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return TOKEN_SHAPE.sub(lambda m: f"{m.group(1)}-{MASK}", text)
 
 
 def collect(config_path: str) -> dict[str, str]:

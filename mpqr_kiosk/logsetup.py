@@ -7,23 +7,16 @@ import logging
 import os
 import sys
 
+from mpqr_kiosk.redact import redact
+
 PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
-MASK = "***"
 
 
 class Redactor(logging.Filter):
-    """Replaces every registered secret in a record's final message with ``***`` (rule 8)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
+    """Masks every secret in a record's final message (rule 8)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, MASK)
-            record.msg, record.args = message, None
+        record.msg, record.args = redact(record.getMessage()), None
         return True
 
 
@@ -31,10 +24,7 @@ class RedactingFormatter(logging.Formatter):
     """Masks the secrets in the whole formatted text, tracebacks included."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in REDACTOR.secrets:
-            text = text.replace(secret, MASK)
-        return text
+        return redact(super().format(record))
 
 
 class PriorityFormatter(RedactingFormatter):
@@ -45,12 +35,6 @@ class PriorityFormatter(RedactingFormatter):
 
 
 REDACTOR = Redactor()
-
-
-def add_secret(secret: str) -> None:
-    """Never let this string reach a log line."""
-    if secret:
-        REDACTOR.secrets.add(secret)
 
 
 def setup(level: int = logging.INFO, journal: bool = True, stream=None) -> logging.Handler:

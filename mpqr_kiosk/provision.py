@@ -49,14 +49,45 @@ def static_payload(pos: dict, timeout: float = 10.0) -> str:
     return payload
 
 
-def ensure_store(client: HttpClient, user_id: int, external_id: str, name: str, address: str) -> dict:
-    """Find the store by ``external_id`` or create it."""
+LOCATION_KEYS = ("street_name", "street_number", "city", "state", "latitude", "longitude")
+STORE_ERRORS = {  # Mercado Pago's store validation errors [C: devsite-docs stores.json], in plain words
+    "INVALID_LOCATION": "the store needs a location: fill in [shop] " + ", ".join(LOCATION_KEYS),
+    "INVALID_STREET_NAME": "[shop] street_name must be the street's name",
+    "INVALID_STREET_NUMBER": "[shop] street_number must be the building's number (as text, e.g. \"1234\")",
+    "INVALID_CITY_NAME": "[shop] city must be the city's name",
+    "INVALID_STATE_NAME": "[shop] state must be the state or province's name",
+    "BAD_REQUEST": "[shop] latitude and longitude are outside the account's country: check them on a map "
+                   "(south and west are negative)",
+    "VALIDATION_ERROR": "Mercado Pago does not recognise [shop] city in [shop] state: check both names' spelling "
+                        "as the country writes them",
+    "INVALID_EXTERNAL_ID": "[mercadopago] external_store_id must be letters and digits only",
+    "INVALID_NAME": "[shop] name must not be empty",
+}
+
+
+class ProvisionError(Exception):
+    """What stops provisioning, in words a technician can act on."""
+
+
+def ensure_store(client: HttpClient, user_id: int, external_id: str, shop: cfg.ShopConfig) -> dict:
+    """Find the store by ``external_id`` or create it, at the ``[shop]`` location."""
     found = client.request("GET", f"/users/{user_id}/stores/search", params={"external_id": external_id}) or {}
-    if found.get("results"):
+    if isinstance(found, dict) and isinstance(found.get("results"), list) and found["results"]:
         return found["results"][0]
-    body = {"name": name[:60], "external_id": external_id,
-            "location": {"street_name": address or name, "street_number": "0", "reference": ""}}
-    return client.request("POST", f"/users/{user_id}/stores", json=body) or {}
+    missing = [key for key in LOCATION_KEYS if not getattr(shop, key)]
+    if missing:
+        raise ProvisionError(f"to create store {external_id}, Mercado Pago needs its location: fill in [shop] "
+                             f"{', '.join(missing)} in the config")
+    body = {"name": shop.name[:60], "external_id": external_id,
+            "location": {"street_name": shop.street_name, "street_number": shop.street_number,
+                         "city_name": shop.city, "state_name": shop.state, "latitude": shop.latitude,
+                         "longitude": shop.longitude, "reference": shop.address}}
+    try:
+        return client.request("POST", f"/users/{user_id}/stores", json=body) or {}
+    except ApiError as exc:
+        if exc.code in STORE_ERRORS:
+            raise ProvisionError(f"Mercado Pago refused the store: {STORE_ERRORS[exc.code]} ({exc.code})") from None
+        raise
 
 
 def ensure_pos(client: HttpClient, store: dict, external_store_id: str, external_pos_id: str, name: str) -> dict:
@@ -101,13 +132,13 @@ def run(config_path: str) -> int:
     mp = config.mercadopago
     client = HttpClient(mp.api_base, load_token(mp, config.path))
     try:
-        store = ensure_store(client, mp.user_id, mp.external_store_id, config.shop.name, config.shop.address)
+        store = ensure_store(client, mp.user_id, mp.external_store_id, config.shop)
         sys.stdout.write(f"store {mp.external_store_id}: id {store.get('id')}\n")
         pos = ensure_pos(client, store, mp.external_store_id, mp.external_pos_id,
                          f"{config.shop.name} {mp.external_pos_id}")
         sys.stdout.write(f"pos   {mp.external_pos_id}: id {pos.get('id')}, fixed_amount {pos.get('fixed_amount')}\n")
         payload = static_payload(pos)
-    except (ApiError, ValueError) as exc:
+    except (ApiError, ValueError, ProvisionError) as exc:
         sys.stderr.write(f"mpqr-kiosk provision: {exc}\n")
         return exits.CHECK
     if payload == mp.qr_payload:

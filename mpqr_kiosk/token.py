@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from mpqr_kiosk.config import ConfigError, MercadoPagoConfig
+from mpqr_kiosk.redact import add_secret
 
 CREDENTIAL = "mp-access-token"
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{8,512}")
@@ -42,4 +43,5 @@ def load_token(mp: MercadoPagoConfig, config_path: str) -> str:
     if not TOKEN_SHAPE.fullmatch(token):
         raise ConfigError(config_path, KEY, f"{path} must hold the access token alone, on one line "
                                             "(letters, digits, - and _ only)")
+    add_secret(token)  # from here on it is masked wherever text leaves the process
     return token

@@ -190,7 +190,7 @@ def test_a_refund_while_the_receipt_is_queued_is_never_undone(rig):
     worker.start()
     assert rig.until(lambda: answers, 10)
     worker.join()
-    assert answers == [{"ok": True, "reference": reference}]
+    assert answers == [{"ok": True, "reference": reference, "state": "refunded"}]
     assert rig.state(reference) is SaleState.REFUNDED
     assert rig.status.print_queue == ()
     del rig.runtime.devices.printer.status  # the printer is back: a queued receipt would be retried in 0.2 s

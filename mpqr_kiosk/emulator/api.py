@@ -184,10 +184,11 @@ def _fault_answer(fault: Fault, orders_api: bool) -> Response:
 
 
 def _call(emu: Emulator, route: Route, req: Request, user: int, params: dict[str, Any]) -> Response:
-    """Run the handler; a POST to ``/v1/orders…`` with an idempotency key runs once per key."""
+    """Run the handler; a POST to ``/v1/…`` (orders, refunds) with an idempotency key runs once per key
+    [C: W-ocreate for orders; the SDKs send the key on every POST, PY request_options]."""
     try:
         key = req.headers.get("x-idempotency-key", "").strip()
-        if key and req.method == "POST" and req.orders_api:
+        if key and req.method == "POST" and req.path.startswith("/v1/"):
             fingerprint = (req.method, req.path, _canonical(req.body))
             return emu.idempotent(user, key, fingerprint, lambda: route.handler(emu, req, user, params))
         return route.handler(emu, req, user, params)
