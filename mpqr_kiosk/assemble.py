@@ -49,8 +49,13 @@ def shop_of(config: Config) -> Shop:
 
 
 def timing_of(config: Config) -> Timing:
+    """The core's durations: what the config sets, and what follows from it (a watched sale is read about
+    twenty times over its watch, at most every 30 s, and never more than one late read a poll interval)."""
     mp = config.mercadopago
-    return Timing(ttl=mp.order_ttl, poll_interval=mp.poll_interval)
+    late_interval = min(30.0, mp.late_watch / 20)
+    return Timing(ttl=mp.order_ttl, poll_interval=mp.poll_interval, cancel_grace=mp.cancel_grace,
+                  late_watch=mp.late_watch, late_interval=late_interval,
+                  watch_spacing=min(2.0, max(mp.poll_interval, late_interval / 4)))
 
 
 def backend_of(mp: MercadoPagoConfig, token: str, shop_name: str) -> Backend:

@@ -30,6 +30,8 @@ class MercadoPagoConfig:
     notification_url: str = ""
     order_ttl: float = 600.0  # seconds ("10m" in the file)
     poll_interval: float = 1.0  # seconds ("1s" in the file)
+    cancel_grace: float = 15.0  # seconds a cancelled sale is read while a payment attempt is under way
+    late_watch: float = 600.0  # seconds every ended sale is read again for late payments
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ SECTIONS = {
     "control": ControlConfig,
 }
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATIONS = {("mercadopago", "order_ttl"), ("mercadopago", "poll_interval")}
+_DURATIONS = {("mercadopago", "order_ttl"), ("mercadopago", "poll_interval"), ("mercadopago", "cancel_grace"),
+              ("mercadopago", "late_watch")}
 
 
 class ConfigError(Exception):
@@ -251,6 +254,8 @@ def _check(config: Config, path: str) -> None:
          "must be an https:// URL (plain http:// only to this machine, e.g. the emulator on 127.0.0.1)"),
         ("mercadopago.order_ttl", 30 <= mp.order_ttl <= 24 * 3600, "must be between 30s and 24h"),
         ("mercadopago.poll_interval", 0.1 <= mp.poll_interval <= 60, "must be between 100ms and 60s"),
+        ("mercadopago.cancel_grace", 0.5 <= mp.cancel_grace <= 300, "must be between 500ms and 5m"),
+        ("mercadopago.late_watch", 5 <= mp.late_watch <= 24 * 3600, "must be between 5s and 24h"),
         ("mercadopago.qr_payload", not mp.qr_payload or _valid_payload(mp.qr_payload),
          "is not a valid EMVCo payload (bad CRC or TLV); run `mpqr-kiosk provision` again"),
         ("shop.name", bool(config.shop.name.strip()), "must not be empty"),

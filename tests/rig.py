@@ -5,6 +5,7 @@ emulator's request log, the frames and the pins."""
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from gpiozero import Device
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk.assemble import build, timing_of
 from mpqr_kiosk.catalog import load_catalog
+from mpqr_kiosk.control import Commands
 from mpqr_kiosk.core import events as ev
 from mpqr_kiosk.core.model import SaleState
 from mpqr_kiosk.core.sites import site
@@ -35,6 +37,11 @@ def kiosk_config(emulator, tmp_path: Path, **mercadopago) -> cfg.Config:
         "state": {"dir": str(tmp_path / "state")},
         "control": {"socket": str(tmp_path / "control.sock")},
     }, "<test>")
+
+
+FAST = dict(cancel_grace=1.0, unanswered=2.0, late_watch=6.0, late_interval=0.5, watch_spacing=0.1,
+            result_seconds=0.3, review_seconds=1.0, refund_reply=1.0, print_retry=0.3, retry_max=1.0)
+"""Durations that let a test live through cancels, expiries and late watches in seconds."""
 
 
 class Rig:
@@ -72,6 +79,21 @@ class Rig:
         """New durations, as SIGHUP would bring them (the catalog stays)."""
         self.runtime.post(ev.Reconfigure(replace(timing_of(self.config), **timing), self.catalog))
         self.until(lambda: self.runtime.events.empty(), 5)
+
+    def command(self, request: dict, timeout: float = 20.0) -> dict:
+        """A control-socket command, answered while the core runs on this thread."""
+        answers: list[dict] = []
+        commands = Commands(self.runtime, self.config.mercadopago.api)
+
+        def ask() -> None:
+            answers.append(commands.handle(request))
+            self.runtime.post(ev.Tick())  # wake the loop: a status answer posts nothing of its own
+
+        worker = threading.Thread(target=ask, daemon=True)
+        worker.start()
+        assert self.until(lambda: bool(answers), timeout), f"no answer to {request}"
+        worker.join()
+        return answers[0]
 
     def state(self, reference: str):
         sale = self.journal.get(reference)

@@ -27,6 +27,7 @@ FAULT_ANSWERS = {
     "http503": (503, "service_unavailable", "Service unavailable (injected)"),
     "http429": (429, "too_many_requests", "Too many requests (injected)"),
     "http409": (409, "conflict", "Conflict (injected)"),
+    "http400": (400, "bad_request", "Refused (injected)"),
 }
 
 
@@ -103,7 +104,7 @@ INSTORE = (
     r"/instore/qr/seller/collectors/(?P<user>[^/]+)(?:/stores/(?P<store>[^/]+))?/pos/(?P<pos>[^/]+)/orders"
 )
 ROUTES = [
-    _route("GET", r"/users/me", lambda e, r, u, p: json_response(200, e.me(u))),
+    _route("GET", r"/users/me", lambda e, r, u, p: json_response(200, e.me(u)), "probe"),
     _route("POST", r"/users/(?P<user>[^/]+)/stores", _stores),
     _route("GET", r"/users/(?P<user>[^/]+)/stores/search", _stores),
     _route("POST", r"/pos", lambda e, r, u, p: json_response(200, e.points.create_pos(u, r.json()))),
@@ -129,6 +130,7 @@ ROUTES = [
         "POST",
         r"/v1/payments/(?P<id>[^/]+)/refunds",
         lambda e, r, u, p: json_response(201, e.instore.refund_payment(u, p["id"], r.json())),
+        "refund",
     ),
     _route(
         "GET",
@@ -150,7 +152,7 @@ ROUTES = [
         lambda e, r, u, p: json_response(200, e.orders.cancel(u, p["id"])),
         "cancel",
     ),
-    _route("POST", r"/v1/orders/(?P<id>[^/]+)/refund", _refund_v1),
+    _route("POST", r"/v1/orders/(?P<id>[^/]+)/refund", _refund_v1, "refund"),
 ]
 
 
@@ -172,15 +174,37 @@ def _token(req: Request) -> str | None:
     return req.query.get("access_token")
 
 
-def _fault_answer(fault: Fault, orders_api: bool) -> Response:
+def _fault_answer(fault: Fault, req: Request) -> Response:
+    orders_api = req.orders_api
     if fault.kind == "reset":
         return Response(0, reset=True)
     if fault.kind == "malformed":
         return Response(200, MALFORMED)
+    if fault.kind == "empty":
+        return Response(200, b"")
+    if fault.kind in ("foreign", "absurd"):
+        return json_response(200, _lying_body(fault.kind, req))
+    if fault.kind == "echo_token":
+        message = f"invalid credentials for {_token(req)}"
+        return json_response(400, (errors.orders if orders_api else errors.legacy)(400, "bad_request", message).body)
     status, code, message = FAULT_ANSWERS[fault.kind]
     headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "http429" else None
     body = (errors.orders if orders_api else errors.legacy)(status, code, message).body
     return json_response(status, body, headers)
+
+
+def _lying_body(kind: str, req: Request) -> Any:
+    """A well-formed answer no box may believe: paid, but for another sale (``foreign``), or for this sale with
+    amounts no payment has (``absurd``: negative and astronomically large)."""
+    reference = "OTHER-SALE" if kind == "foreign" else req.query.get("external_reference", "")
+    amounts = (1.0, 2.0) if kind == "foreign" else (-5.0, 1e300)
+    payments = [{"id": 100 + i, "status": "approved", "transaction_amount": a} for i, a in enumerate(amounts)]
+    if req.orders_api:
+        return {"id": "ORDTST01LYINGLYINGLYINGLYIN", "external_reference": reference, "status": "processed",
+                "transactions": {"payments": [{"id": "PAY01LYING", "status": "processed", "amount": str(amounts[1]),
+                                               "reference_id": "100"}]}}
+    return {"elements": [{"id": 1, "status": "closed", "external_reference": reference, "payments": payments}],
+            "total": 1, "next_offset": 1}
 
 
 def _call(emu: Emulator, route: Route, req: Request, user: int, params: dict[str, Any]) -> Response:
@@ -218,7 +242,7 @@ def _apply(
         return response
     if fault.after:
         _call(emu, route, req, user, params)
-    return _fault_answer(fault, req.orders_api)
+    return _fault_answer(fault, req)
 
 
 def handle(emu: Emulator, req: Request) -> Response:

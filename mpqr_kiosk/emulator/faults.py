@@ -6,8 +6,11 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-OPS = ("push", "read", "cancel")
-KINDS = ("timeout", "http500", "http503", "http429", "reset", "malformed", "http409")
+OPS = ("push", "read", "cancel", "refund", "probe")
+# Transport and status faults, then answers that look fine but must not be believed: an empty 200, a body
+# about another sale, amounts no payment can have, and an error that echoes the caller's access token.
+KINDS = ("timeout", "http500", "http503", "http429", "reset", "malformed", "http409", "http400",
+         "empty", "foreign", "absurd", "echo_token")
 
 
 @dataclass

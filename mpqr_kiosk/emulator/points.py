@@ -49,8 +49,9 @@ class Points:
         street, number, city, state, lat, lon = CAPITAL_LOCATION[self.account.site.country]
         location = {"street_name": street, "street_number": number, "city_name": city, "state_name": state,
                     "latitude": lat, "longitude": lon, "reference": ""}
+        hours = {day: [{"open": "08:00", "close": "20:00"}] for day in ("monday", "tuesday", "wednesday")}
         self.create_store(user_id, {"name": "Tienda de Prueba" if spanish else "Loja de Teste",
-                                    "external_id": "STORE001", "location": location})
+                                    "external_id": "STORE001", "location": location, "business_hours": hours})
         self.create_pos(user_id, {"name": "Caja 1" if spanish else "Caixa 1", "fixed_amount": True,
                                   "external_store_id": "STORE001", "external_id": "POS001"})
 

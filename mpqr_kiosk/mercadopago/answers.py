@@ -15,7 +15,7 @@ from typing import Any
 from mpqr_kiosk.core.sites import Site
 from mpqr_kiosk.mercadopago.errors import BadResponse
 
-ORDER_ID = re.compile(r"ORD[0-9A-Z]{10,40}")  # "ORD" + 26 chars, "ORDTST01..." in tests [C: E-ref; I: MATE]
+ORDER_ID = re.compile(r"[0-9A-Z]{10,48}")  # "ORD" + 26 for QR [C: E-ref], "ORDTST01…" [I: MATE]; path-safe
 PAYMENT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # digits (Payments API), PAY01... (Orders API): path-safe
 
 
