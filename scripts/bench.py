@@ -9,120 +9,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from mpqr_kiosk.control import request
+import harness
+from harness import Printer, wait, write_config
+
 from mpqr_kiosk.emulator.server import EmulatorServer
 from mpqr_kiosk.emulator.state import Emulator
 
-TOKEN = "TEST-BENCH-0000-123456789"
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-class Printer:
-    """A loopback raw-9100 printer that notes when each receipt's first byte arrives."""
-
-    def __init__(self) -> None:
-        self.first_bytes: list[float] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            conn, _ = self.listener.accept()
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        started = False
-        with conn:
-            while chunk := conn.recv(65536):
-                queries = chunk.count(b"\x10\x04")
-                if queries:  # DLE EOT n status queries: answer "online, paper ok"; they are not receipt bytes
-                    conn.sendall(b"\x12" * queries)
-                    chunk = re.sub(rb"\x10\x04.", b"", chunk, flags=re.DOTALL)
-                if chunk and not started:
-                    self.first_bytes.append(time.time())
-                    started = True
-                if b"\x1dV" in chunk:
-                    started = False
-
-
-class Notify:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.ready_at = 0.0
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            message = self.sock.recv(4096).decode()
-            if "READY=1" in message and not self.ready_at:
-                self.ready_at = time.time()
-
-
-def write_config(folder: Path, emulator: Emulator, url: str, printer: Printer, poll: str) -> Path:
-    token = folder / "token"
-    token.write_text(TOKEN)
-    token.chmod(0o600)
-    (folder / "catalog.csv").write_text("code,title,unit price,sku\n1,Item,1.00,S\n")
-    config = folder / "kiosk.toml"
-    config.write_text(f"""
-[mercadopago]
-site = "MLB"
-user_id = 123456789
-access_token_file = "{token}"
-api_base = "{url}"
-qr_payload = "{emulator.payload('POS001')}"
-order_ttl = "10m"
-poll_interval = "{poll}"
-[shop]
-name = "Bench"
-[input]
-devices = ["stdin"]
-catalog = "{folder / 'catalog.csv'}"
-[display]
-driver = "png"
-png_dir = "{folder / 'frames'}"
-width = 128
-height = 128
-[printer]
-connection = "network"
-host = "127.0.0.1"
-port = {printer.port}
-[state]
-dir = "{folder / 'state'}"
-[control]
-socket = "{folder / 'control.sock'}"
-""")
-    return config
-
-
-class Daemon:
-    def __init__(self, folder: Path, config: Path) -> None:
-        self.folder = folder
-        self.notify = Notify(folder / "notify.sock")
-        env = {**os.environ, "NOTIFY_SOCKET": str(self.notify.path), "GPIOZERO_PIN_FACTORY": "mock"}
-        self.started = time.time()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mpqr_kiosk", "--config", str(config), "run"], env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=open(folder / "daemon.log", "w"), text=True)
-        wait(lambda: self.notify.ready_at, 60, "READY=1")
-        self.socket = str(folder / "control.sock")
-
-    def control(self, command: str, **fields) -> dict:
-        return request(self.socket, {"command": command, **fields})
+class Daemon(harness.Daemon):
+    """The daemon, and what the benchmark reads off it in ``/proc``."""
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -141,24 +44,6 @@ class Daemon:
                 if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                     total += int(line.split()[1])
         return total
-
-    def key(self, line: str) -> None:
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(30)
-
-
-def wait(done, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = done()
-        if value:
-            return value
-        time.sleep(0.002)
-    raise SystemExit(f"bench: timed out waiting for {what}")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -195,7 +80,7 @@ def main() -> int:
         with EmulatorServer(emulator) as server:
             printer = Printer()
             folder = Path(tmp)
-            daemon = Daemon(folder, write_config(folder, emulator, server.url, printer, "1s"))
+            daemon = Daemon(folder, write_config(folder, emulator, server.url, printer, poll="1s"))
             rows.append(("start to READY", f"{daemon.notify.ready_at - daemon.started:.2f} s", "-"))
             time.sleep(2)
             rss_ready = daemon.rss_mb()
@@ -238,8 +123,7 @@ def main() -> int:
             rows.append(("own overhead p95", f"{1000 * percentile(overhead, 95):.1f} ms", "<= 50 ms"))
             daemon.stop()
 
-            (folder / "notify.sock").unlink()
-            fast = Daemon(folder, write_config(folder, emulator, server.url, printer, "100ms"))
+            fast = Daemon(folder, write_config(folder, emulator, server.url, printer, poll="100ms"))
             for _ in range(20):  # warm-up: caches, lazy imports
                 one_sale(fast, emulator, printer)
             warm = fast.rss_mb()

@@ -48,8 +48,10 @@ class NotifyListener:
 
 
 class Daemon:
-    def __init__(self, tmp_path: Path, emulator, printer, *, extra: str = "", watchdog_usec: int = 0):
+    def __init__(self, tmp_path: Path, emulator, printer, *, extra: str = "", watchdog_usec: int = 0,
+                 api: str = "instore"):
         self.dir = tmp_path
+        self.api = api
         self.emulator = emulator
         self.printer = printer
         token = tmp_path / "access_token"
@@ -61,6 +63,7 @@ class Daemon:
         self.config = tmp_path / "kiosk.toml"
         self.config.write_text(f"""
 [mercadopago]
+api = "{api}"
 site = "{emulator.site.id}"
 user_id = {emulator.user_id}
 access_token_file = "{token}"

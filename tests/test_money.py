@@ -5,19 +5,13 @@ API. Numbers in the test names refer to the money-safety issue's points."""
 from __future__ import annotations
 
 import pytest
+from flavours import FLAVOURS, INSTORE, ids
 from gpiozero import Device
 from rig import FAST, TOKEN, Rig
 
 from mpqr_kiosk.core.model import LedPattern, PaymentStatus, SaleState
 from mpqr_kiosk.emulator.server import EmulatorServer
 from mpqr_kiosk.emulator.state import Emulator
-
-FLAVOURS = [("instore", "at_create"), ("instore", "at_scan"), ("instore", "at_payment"), ("orders", "at_create")]
-INSTORE = FLAVOURS[:3]
-
-
-def ids(flavour) -> str:
-    return "-".join(flavour) if flavour[0] == "instore" else "orders"
 
 
 @pytest.fixture

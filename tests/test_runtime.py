@@ -5,22 +5,38 @@ import threading
 import time
 
 import pytest
+from flavours import FLAVOURS, cancels, creates, ids, on_pos, orders_made
 from gpiozero import Device
 from rig import Rig
 
 from mpqr_kiosk.control import Commands
 from mpqr_kiosk.core import events as ev
 from mpqr_kiosk.core.model import SaleState
+from mpqr_kiosk.emulator.server import EmulatorServer
+from mpqr_kiosk.emulator.state import Emulator
 
 KINDS = ["timeout", "http500", "http503", "http429", "reset", "malformed", "http409"]
 
 
+EVERY_API = pytest.mark.parametrize("flavour", FLAVOURS, ids=ids)
+
+
 @pytest.fixture
-def rig(emulator, tmp_path):
-    rig = Rig(emulator, tmp_path)
-    yield rig
-    rig.stop()
-    Device.pin_factory.reset()
+def flavour(request):
+    return getattr(request, "param", FLAVOURS[0])
+
+
+@pytest.fixture
+def rig(flavour, tmp_path):
+    """The assembled kiosk against an emulator in ``flavour``'s merchant-order mode, on its API."""
+    emulator = Emulator(site="MLB", user_id=123456789, merchant_order=flavour[1])
+    with EmulatorServer(emulator) as server:
+        emulator.url = server.url
+        rig = Rig(emulator, tmp_path, api=flavour[0])
+        rig.api = flavour[0]
+        yield rig
+        rig.stop()
+        Device.pin_factory.reset()
 
 
 def pay_and_expect_one_receipt(rig, reference):
@@ -32,22 +48,26 @@ def pay_and_expect_one_receipt(rig, reference):
     assert rig.receipt_bytes().count(b"\x1dV") == 1  # exactly one receipt cut
 
 
+@EVERY_API
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("after", [True, False], ids=["applied", "not-applied"])
 def test_fault_at_push_never_double_pushes(rig, kind, after):
     rig.emulator.inject("push", kind, after=after, delay=1.0, retry_after=1)
     reference = rig.charge()
     assert rig.waiting(reference)
-    puts = rig.requests("PUT", "/orders")
     if kind == "timeout":
-        time.sleep(1.0)  # the slow PUT is logged when its handler ends
-        puts = rig.requests("PUT", "/orders")
-    # applied: the read-back found the order, so no second create; not applied: exactly one more
-    assert len(puts) == (1 if after else 2), puts
-    assert rig.requests("GET", "/merchant_orders/search")  # resolved by reading back
+        time.sleep(1.0)  # the slow create is logged when its handler ends
+    if rig.api == "instore":
+        # applied: the read-back found the order, so no second create; not applied: exactly one more
+        assert creates(rig.emulator) == (1 if after else 2)
+        assert rig.requests("GET", "/merchant_orders/search")  # resolved by reading back
+        assert on_pos(rig.emulator) == reference
+    else:  # resolved by replaying the same key and body: the API answers with the first order
+        assert creates(rig.emulator) == 2 and orders_made(rig.emulator, reference) == 1
     pay_and_expect_one_receipt(rig, reference)
 
 
+@EVERY_API
 @pytest.mark.parametrize("kind", KINDS)
 def test_fault_at_poll_loses_no_paid_sale(rig, kind):
     reference = rig.charge()
@@ -57,9 +77,10 @@ def test_fault_at_poll_loses_no_paid_sale(rig, kind):
     assert rig.printed(reference, timeout=20)
     assert rig.journal.get(reference).state is SaleState.PAID
     assert "offline" in rig.frames()  # the display said the API was not answering meanwhile
-    assert len(rig.requests("PUT", "/orders")) == 1
+    assert creates(rig.emulator) == 1
 
 
+@EVERY_API
 @pytest.mark.parametrize("kind", KINDS)
 def test_fault_at_cancel_still_cancels(rig, kind):
     reference = rig.charge()
@@ -68,9 +89,9 @@ def test_fault_at_cancel_still_cancels(rig, kind):
     rig.keys("C")
     assert rig.until(lambda: rig.state(reference) is SaleState.CANCELLED, 20)
     if kind == "timeout":
-        time.sleep(1.0)  # the slow DELETE is logged when its handler ends
-    assert len(rig.requests("DELETE", "/orders")) >= 2  # the failed delete was sent again
-    assert rig.emulator.snapshot()["pos"][0]["order"] is None
+        time.sleep(1.0)  # the slow cancel is logged when its handler ends
+    assert cancels(rig.emulator) >= 2  # the failed cancel was sent again
+    assert on_pos(rig.emulator) is None
 
 
 def test_retry_after_is_honoured(rig):

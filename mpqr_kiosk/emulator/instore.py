@@ -55,10 +55,16 @@ class Instore:
         self._payments: dict[int, int] = {}  # payment id -> merchant order id
         self._checkouts: dict[tuple[int, str], Checkout] = {}  # (pos id, phone)
         self._refunds_due: list[tuple[float, int, int]] = []  # (when, payment id, amount)
+        self._put: dict[str, list[dict[str, Any]]] = {}  # every distinct order body put, by external_reference
         account.on_tick(self._tick)
 
     def merchant_orders(self) -> list[dict[str, Any]]:
         return list(self._mos.values())
+
+    def orders_put(self, external_reference: str) -> int:
+        """How many different orders were put on a POS for one sale (a second one would be a second charge)."""
+        with self.account.lock:
+            return len(self._put.get(external_reference, []))
 
     def phones(self, pos: Pos) -> list[str]:
         """The buyers who have the POS's current order open."""
@@ -77,6 +83,9 @@ class Instore:
             total, expires = validate.instore_order(body, self.account.site, self.account.clock())
             if isinstance(pos.slot, InstoreOrder) and pos.slot.body == body:
                 return  # the same order again: PUT is idempotent [inferred: naturally so, per POS]
+            bodies = self._put.setdefault(body["external_reference"], [])
+            if body not in bodies:
+                bodies.append(copy.deepcopy(body))
             order = InstoreOrder(copy.deepcopy(body), total, expires)
             busy = errors.legacy(409, "point_of_sale_busy", "The point of sale already has an order.")
             self.points.occupy(pos, order, busy)
@@ -192,14 +201,14 @@ class Instore:
         return copy.deepcopy(self._mos[checkout.mo_id]) if checkout.mo_id is not None else None
 
     def pay(self, pos: Pos, phone: str, result: str, amount: int | None) -> dict[str, Any]:
-        """``phone`` pays its checkout (scanning the POS's order first when it has none); ``amount`` in minor
-        units, by default what its merchant order still lacks. Approved and covering the total closes the
+        """``phone`` pays its checkout (scanning the POS's order first when it has none, or when the POS carries
+        another order by now); ``amount`` in minor units, by default what its merchant order still lacks. Approved and covering the total closes the
         merchant order and consumes the POS order; rejected leaves both for a retry [C: DD-events]."""
         checkout = self._checkouts.get((pos.id, phone))
-        if checkout is None:
-            if not isinstance(pos.slot, InstoreOrder):
+        if checkout is None or isinstance(pos.slot, InstoreOrder) and checkout.order is not pos.slot:
+            if not isinstance(pos.slot, InstoreOrder):  # (a checkout of an order gone from the POS still pays)
                 raise errors.legacy(404, *NO_ORDER)
-            checkout = self._checkout(pos, pos.slot, phone)
+            checkout = self._checkout(pos, pos.slot, phone)  # another order is on the POS now: the phone sees it
         order = checkout.order
         if order.expired:
             raise errors.legacy(400, "expired_order", "The order has expired and cannot be paid.")  # [inferred]

@@ -6,6 +6,7 @@ import logging
 import re
 import socket
 import struct
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -24,6 +25,13 @@ SECRET_QUERY = re.compile(r"(access_token=)[^&\s\"]*")
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     emulator: Emulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished mid-request (killed, or timed out) is no emulator error."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            log.debug("client %s went away", client_address)
+            return
+        log.exception("emulator: error serving %s", client_address)
 
 
 class _HTTPServer6(_HTTPServer):

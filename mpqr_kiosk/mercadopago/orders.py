@@ -9,6 +9,7 @@ first request made [C: R-create] — but only while the sale is younger than its
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -163,8 +164,13 @@ class OrdersBackend:
             self.client.request("POST", f"/v1/orders/{order_id}/cancel",
                                 headers={"X-Idempotency-Key": f"{sale.idempotency_key}-cancel"})
         except ApiError as exc:
-            if exc.status != 409:  # 409: no longer cancellable (paid, expired): the read that follows decides
+            if exc.status != 409:
                 raise
+            # 409: no longer cancellable (paid, expired, a payment under way: the read that follows decides) —
+            # unless the order is in fact still created and untouched, and then the cancel must go again
+            seen = self.read(replace(sale, order_id=order_id))
+            if seen.phase is OrderPhase.OPEN and not seen.payments:
+                raise ApiError(exc.what, 0, exc.code, "the cancel was refused but the order is still open") from None
 
     def refund(self, sale: Sale) -> None:
         """A total refund of the order (its one payment); asking again is safe (same idempotency key)."""
