@@ -202,8 +202,9 @@ class Instore:
 
     def pay(self, pos: Pos, phone: str, result: str, amount: int | None) -> dict[str, Any]:
         """``phone`` pays its checkout (scanning the POS's order first when it has none, or when the POS carries
-        another order by now); ``amount`` in minor units, by default what its merchant order still lacks. Approved and covering the total closes the
-        merchant order and consumes the POS order; rejected leaves both for a retry [C: DD-events]."""
+        another order by now); ``amount`` in minor units, by default what its merchant order still lacks.
+        Approved and covering the total closes the merchant order and consumes the POS order; rejected leaves
+        both for a retry [C: DD-events]."""
         checkout = self._checkouts.get((pos.id, phone))
         if checkout is None or isinstance(pos.slot, InstoreOrder) and checkout.order is not pos.slot:
             if not isinstance(pos.slot, InstoreOrder):  # (a checkout of an order gone from the POS still pays)
