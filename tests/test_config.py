@@ -43,6 +43,12 @@ def test_example_config_is_valid_and_matches_the_documented_defaults():
         ("[mercadopago]\nuser_id = 1\n[display]\ndriver = 'png'\n", "display.png_dir", "required"),
         ("[mercadopago]\nuser_id = 1\n[printer]\nconnection = 'bluetooth'\n", "printer.connection", "one of"),
         ("[mercadopago]\nuser_id = 1\n[shop]\nname = true\n", "shop.name", "must be a string, not true or false"),
+        ("[mercadopago]\nuser_id = 1\nsite = 'MLM'\napi = 'orders'\n", "mercadopago.api",
+         "serves MLB, MLA, MLC, MLU only"),
+        ("[mercadopago]\nuser_id = 1\nsite = 'MCO'\napi = 'orders'\n", "mercadopago.api", "not available in MCO"),
+        ("[mercadopago]\nuser_id = 1\nsite = 'MPE'\napi = 'orders'\n", "mercadopago.api", "use api = \"instore\""),
+        ("[mercadopago]\nuser_id = 1\n[shop]\nlatitude = 123.0\n", "shop.latitude", "-90 to 90"),
+        ("[mercadopago]\nuser_id = 1\nlate_watch = '1s'\n", "mercadopago.late_watch", "between 5s and 24h"),
     ],
 )
 def test_each_mistake_names_file_key_and_problem(tmp_path, text, key, problem):
@@ -74,3 +80,15 @@ def test_cli_exits_3_with_one_message_naming_file_and_key(tmp_path):
     assert done.returncode == 3, done.stderr
     assert done.stderr.count("\n") == 1
     assert path in done.stderr and "mercadopago.site" in done.stderr
+
+
+@pytest.mark.parametrize("site_id", ["MLB", "MLA", "MLC", "MLU"])
+def test_the_orders_api_is_accepted_where_mercado_pago_serves_it(site_id):
+    assert cfg.parse({"mercadopago": {"user_id": 1, "site": site_id, "api": "orders"}}).mercadopago.api == "orders"
+
+
+def test_the_example_config_documents_every_key_of_every_section():
+    text = (ROOT / "config" / "kiosk.toml").read_text(encoding="utf-8")
+    for section, cls in cfg.SECTIONS.items():
+        for name in cls.__dataclass_fields__:
+            assert f"\n{name} = " in text, f"[{section}] {name} is not in config/kiosk.toml"

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from mpqr_kiosk.core.model import Item, ReceiptState, Sale, SaleState
+from mpqr_kiosk.core.model import Item, Payment, PaymentStatus, ReceiptState, Sale, SaleState
 from mpqr_kiosk.journal import MIGRATIONS, Journal, JournalError
 
 
@@ -39,7 +39,11 @@ def test_unfinished_lists_what_a_restart_must_finish(tmp_path):
     journal.save(sale("D", state=SaleState.PAID, receipt=ReceiptState.PRINTED, created_at=4))
     journal.save(sale("E", state=SaleState.CANCELLED, created_at=5))
     journal.save(sale("F", state=SaleState.CANCELLING, created_at=6))
-    assert [s.reference for s in journal.unfinished()] == ["A", "B", "C", "F"]
+    journal.save(sale("G", state=SaleState.CANCELLED, created_at=7, watch_until=1e10))  # still watched
+    journal.save(sale("H", state=SaleState.REFUNDING, created_at=8))  # a refund to confirm
+    journal.save(sale("I", state=SaleState.REVIEW, created_at=9))
+    assert [s.reference for s in journal.unfinished()] == ["A", "B", "C", "F", "G", "H"]
+    assert [s.reference for s in journal.in_review()] == ["I"]
     assert journal.last_paid().reference in ("C", "D")
 
 
@@ -80,3 +84,22 @@ def test_a_version_1_journal_is_migrated_keeping_its_sales(tmp_path):
     old = journal.get("OLD")
     assert old.state is SaleState.WAITING and old.total == 500 and old.paid_at == 0
     assert [s.reference for s in journal.unfinished()] == ["OLD"]
+
+
+def test_a_version_2_journal_gains_the_watch_the_time_to_live_and_the_payments(tmp_path):
+    db = sqlite3.connect(tmp_path / "sales.sqlite3")
+    db.executescript(f"BEGIN; {MIGRATIONS[0]}; {MIGRATIONS[1]}; PRAGMA user_version = 2; COMMIT;")
+    db.execute(
+        "INSERT INTO sales (reference, idempotency_key, site, items, total, created_at, state, updated_at) "
+        "VALUES ('OLD', 'OLD-key', 'MLA', '[]', 500, 1.0, 'paid', 1.0)"
+    )
+    db.commit()
+    db.close()
+    journal = Journal(tmp_path)
+    old = journal.get("OLD")
+    assert (old.ttl, old.watch_until, old.payments) == (0, 0, ())
+    journal.save(replace(old, payments=(Payment("p1", "approved", 500), Payment("p2", "in_process", 10)),
+                         watch_until=2.5))
+    again = Journal(tmp_path).get("OLD")
+    assert again.payments == (Payment("p1", "approved", 500), Payment("p2", "in_process", 10))
+    assert again.watch_until == 2.5 and again.payments[1].status is PaymentStatus.IN_PROCESS

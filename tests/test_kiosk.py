@@ -1549,3 +1549,142 @@ def test_every_cancelled_sale_is_watched_through_the_grace_then_slowly_and_the_w
     assert slow and all(gap == pytest.approx(DEFAULT.late_interval) for gap in slow)
     assert times[-1] >= DEFAULT.late_watch and times[-1] < DEFAULT.late_watch + DEFAULT.late_interval + 1
     assert journaled(rig.log)[-1].watch_until == 0  # the watch's end is journaled: a restart will not resume it
+
+
+# ================================================================ the ledger: every save is the whole truth
+
+
+def test_a_second_payment_found_after_printing_goes_to_review_and_keeps_the_printed_receipt():
+    rig, _ = paid()
+    rig.do(Printed("ref1"))
+    _, acts = rig.until_api()  # the paid sale is looked at once more
+    (read,) = api(acts)
+    assert read.sale.state is SaleState.PAID and read.sale.receipt is ReceiptState.PRINTED
+    acts = rig.do(Observed("ref1", closed(ok(1250, "a"), ok(1250, "b"))))
+    (review,) = journaled(acts)
+    assert (review.state, review.receipt, review.paid_amount) == (SaleState.REVIEW, ReceiptState.PRINTED, 2500)
+    assert rig.screen.kind is ScreenKind.REVIEW and rig.leds is LedPattern.REVIEW
+    assert of(acts, Print) == []
+
+
+def test_a_late_payment_is_journaled_on_the_latest_record_and_the_watch_end_keeps_the_receipt():
+    rig = cancelled_while_the_customer_was_paying()
+    rig.until_api()
+    rig.do(Observed("ref1", closed(ok(1250))))
+    rig.do(Printed("ref1"))
+    acts = rig.run(DEFAULT.late_watch * 2, answer=closed(ok(1250)))
+    last = journaled(rig.log)[-1]
+    assert (last.state, last.receipt, last.watch_until) == (SaleState.PAID, ReceiptState.PRINTED, 0)
+    assert of(acts, Print) == []
+
+
+def test_watches_and_refunds_in_the_journal_carry_on_after_a_restart():
+    watched = journal_sale(SaleState.CANCELLED, "w1", watch_until=SERVER0 + 100)
+    refunding = journal_sale(SaleState.REFUNDING, "r1", paid_amount=1250)
+    rig = Rig()
+    acts = rig.start([watched, refunding])
+    assert {a.sale.reference for a in of(acts, Read)} == {"w1", "r1"}  # read at once, never a refund resent blind
+    assert rig.kiosk.status().watching == ("w1",) and rig.kiosk.status().refunding == ("r1",)
+    assert not rig.busy  # neither blocks a new sale
+
+
+# ================================================================ refunds, confirmed by a read
+
+
+def refunding(rig: Rig, sale: Sale, request: str = "q1") -> list[Action]:
+    from mpqr_kiosk.core.events import RefundRequested
+
+    return rig.do(RefundRequested(sale, request))
+
+
+def test_a_refund_is_journaled_as_asked_then_confirmed_by_a_read():
+    from mpqr_kiosk.core.actions import Refund, Reply
+    from mpqr_kiosk.core.events import Refunded
+
+    rig, _ = paid()
+    (done,) = journaled(rig.do(Printed("ref1")))
+    acts = refunding(rig, done)
+    assert kinds([a for a in acts if isinstance(a, Save | Refund)]) == [Save, Refund]  # journaled first
+    assert journaled(acts)[0].state is SaleState.REFUNDING
+    assert rig.kiosk.status().refunding == ("ref1",)
+    acts = rig.do(Refunded("ref1", "q1"))
+    (read,) = of(acts, Read)  # accepted: a read says whether it is done
+    assert of(acts, Reply) == []  # not answered yet: it is not confirmed
+    acts = rig.do(Observed("ref1", closed(ok(1250))))  # still processing: approved money there
+    assert of(acts, Save) == [] and rig.kiosk.status().refunding == ("ref1",)
+    _, acts = rig.until_api()
+    acts = rig.do(Observed("ref1", Observation(OrderPhase.CLOSED, (Payment("pay-ok", "refunded", 1250),))))
+    assert [s.state for s in journaled(acts)] == [SaleState.REFUNDED]
+    assert of(acts, Reply) == [Reply("q1", True, "", "ref1")]
+    assert rig.kiosk.status().refunding == ()
+
+
+def test_a_refund_the_api_refuses_goes_back_to_what_the_sale_was():
+    from mpqr_kiosk.core.actions import Reply
+    from mpqr_kiosk.core.events import RefundFailed
+
+    review = journal_sale(SaleState.REVIEW, "v1", paid_amount=2500)
+    rig = online()
+    refunding(rig, review, "q2")
+    acts = rig.do(RefundFailed("v1", "400 refund_amount_exceeds", "q2", definite=True))
+    assert [s.state for s in journaled(acts)] == [SaleState.REVIEW]
+    assert of(acts, Reply)[0].ok is False and "refund_amount_exceeds" in of(acts, Reply)[0].reason
+
+
+def test_a_refund_whose_answer_was_lost_is_read_then_sent_again_only_while_the_money_is_still_there():
+    from mpqr_kiosk.core.actions import Refund
+    from mpqr_kiosk.core.events import RefundFailed
+
+    rig, _ = paid()
+    (done,) = journaled(rig.do(Printed("ref1")))
+    refunding(rig, done)
+    rig.do(RefundFailed("ref1", "timed out", "q1", definite=False))
+    _, acts = rig.until_api()
+    assert kinds(api(acts)) == [Read]  # read first: it may well have gone through
+    acts = rig.do(Observed("ref1", closed(ok(1250))))
+    assert of(acts, Refund) == [Refund(replace(done, state=SaleState.REFUNDING), "")]  # not refunded: again
+
+
+def test_a_refund_nothing_confirms_in_time_goes_to_review():
+    from mpqr_kiosk.core.events import Refunded
+
+    rig, _ = paid()
+    (done,) = journaled(rig.do(Printed("ref1")))
+    refunding(rig, done)
+    rig.do(Refunded("ref1", "q1"))
+    rig.run(DEFAULT.refund_confirm + 1, answer=closed(ok(1250)))
+    assert journaled(rig.log)[-1].state is SaleState.REVIEW
+
+
+@pytest.mark.parametrize("state", [SaleState.CANCELLED, SaleState.REFUNDED, SaleState.FAILED])
+def test_only_paid_or_review_sales_are_refunded(state):
+    from mpqr_kiosk.core.actions import Refund, Reply
+
+    rig = online()
+    acts = refunding(rig, journal_sale(state))
+    assert of(acts, Refund) == [] and of(acts, Save) == [] and of(acts, Reply)[0].ok is False
+
+
+# ================================================================ bounds
+
+
+def test_a_sale_above_the_sites_bound_is_refused_with_nothing_started():
+    from mpqr_kiosk.core.actions import Reply
+
+    rig = online("MLB")
+    acts = rig.do(ChargeRequested(25_000_001, "q3"))
+    assert api(acts) == [] and of(acts, Save) == [] and rig.ids == 0
+    assert of(acts, Reply)[0].ok is False and "R$ 250.000,00" in of(acts, Reply)[0].reason
+    rig.tick(DEFAULT.result_seconds)  # (the refusal's notice goes)
+    rig.type("2500000")  # R$ 25.000,00 keyed: one more digit is R$ 250.000,01, past the bound
+    assert rig.press("1")[0] == Sound(Beep.ERROR) and rig.screen.notice.kind is NoticeKind.TOO_MUCH
+    assert rig.screen.entry == 2500000  # the refused digit changed nothing
+
+
+def test_a_remote_sale_the_api_refuses_gives_nothing_back_to_the_operators_entry():
+    rig = online()
+    rig.do(ChargeRequested(1250))
+    acts = rig.do(PushRefused("ref1", "400"))
+    assert journaled(acts)[0].state is SaleState.FAILED
+    assert rig.screen.kind is ScreenKind.READY and rig.screen.items == ()
+    assert kinds(api(rig.do(ChargeRequested(300)))) == [Push]  # the next remote sale is not refused
