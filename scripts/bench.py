@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 import harness
-from harness import Printer, wait, write_config
+from harness import wait, write_config
 
+from mpqr_kiosk.emulator.printer import LoopbackPrinter
 from mpqr_kiosk.emulator.server import EmulatorServer
 from mpqr_kiosk.emulator.state import Emulator
 
@@ -51,7 +52,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def one_sale(daemon: Daemon, emulator: Emulator, printer: Printer) -> tuple[float, float]:
+def one_sale(daemon: Daemon, emulator: Emulator, printer: LoopbackPrinter) -> tuple[float, float]:
     """A sale paid at a random point between polls: (approval → first receipt byte, read → first byte)."""
     reference = daemon.control("sale", amount="1.00")["reference"]
     wait(lambda: emulator.snapshot()["pos"][0]["order"], 10, "the order on the POS")
@@ -78,7 +79,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mpqr-bench-") as tmp:
         emulator = Emulator(site="MLB", user_id=123456789)
         with EmulatorServer(emulator) as server:
-            printer = Printer()
+            printer = LoopbackPrinter().up()
             folder = Path(tmp)
             daemon = Daemon(folder, write_config(folder, emulator, server.url, printer, poll="1s"))
             rows.append(("start to READY", f"{daemon.notify.ready_at - daemon.started:.2f} s", "-"))

@@ -5,7 +5,6 @@ Shared by ``bench.py`` and ``soak.py``."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -15,64 +14,10 @@ import time
 from pathlib import Path
 
 from mpqr_kiosk.control import request
+from mpqr_kiosk.emulator.printer import LoopbackPrinter
 from mpqr_kiosk.emulator.state import Emulator
 
 TOKEN = "TEST-HARNESS-0000-123456789"
-CUT = b"\x1dV"
-COPY_MARK = b"PIA ***"  # the end of "*** COPIA ***" / "*** CÓPIA ***" (python-escpos may switch code page inside)
-
-
-class Printer:
-    """A loopback raw-9100 printer: answers ``DLE EOT`` status queries "online, paper ok", notes when each
-    receipt's first byte arrives, and keeps every receipt's bytes."""
-
-    def __init__(self) -> None:
-        self.first_bytes: list[float] = []
-        self.receipts: list[bytes] = []
-        self.lock = threading.Lock()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        current = b""
-        with conn:
-            while True:
-                try:
-                    chunk = conn.recv(65536)
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                queries = chunk.count(b"\x10\x04")
-                if queries:  # DLE EOT n status queries: answer "online, paper ok"; they are not receipt bytes
-                    conn.sendall(b"\x12" * queries)
-                    chunk = re.sub(rb"\x10\x04.", b"", chunk, flags=re.DOTALL)
-                if chunk and not current:
-                    with self.lock:
-                        self.first_bytes.append(time.time())
-                current += chunk
-                while CUT in current:
-                    receipt, current = current.split(CUT, 1)
-                    current = current[2:] if current[:1] in (b"A", b"B") else current[1:]  # GS V m [n]
-                    with self.lock:
-                        self.receipts.append(receipt)
-
-    def originals(self, reference: str) -> int:
-        """Receipts of the sale not marked COPY."""
-        with self.lock:
-            return sum(1 for r in self.receipts if reference.encode() in r and COPY_MARK not in r)
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 class Notify:
@@ -96,7 +41,7 @@ class Notify:
                 self.ready_at = time.time()
 
 
-def write_config(folder: Path, emulator: Emulator, url: str, printer: Printer, *, poll: str = "1s",
+def write_config(folder: Path, emulator: Emulator, url: str, printer: LoopbackPrinter, *, poll: str = "1s",
                  ttl: str = "10m", pos: str = "POS001", api: str = "instore", extra: str = "") -> Path:
     token = folder / "token"
     token.write_text(TOKEN)

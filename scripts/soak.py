@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import harness
-from harness import Printer
 
+from mpqr_kiosk.emulator.printer import LoopbackPrinter
 from mpqr_kiosk.emulator.server import EmulatorServer
 from mpqr_kiosk.emulator.state import Emulator
 from mpqr_kiosk.journal import Journal
@@ -63,7 +63,7 @@ class Lane:
     def open(self) -> None:
         self.emulator = Emulator(site="MLB", user_id=123456789, merchant_order=self.mode)
         self.server = EmulatorServer(self.emulator).start()
-        self.printer = Printer()
+        self.printer = LoopbackPrinter().up()
         config = harness.write_config(self.folder, self.emulator, self.server.url, self.printer, poll="100ms",
                                       ttl="30s", api=self.api, extra=TIMING)
         self.daemon = harness.Daemon(self.folder, config)
@@ -71,7 +71,7 @@ class Lane:
     def close(self) -> None:
         self.daemon.stop()
         self.server.stop()
-        self.printer.close()
+        self.printer.down()
 
     # -- the driver ------------------------------------------------------------------------------------
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 from daemon_harness import TOKEN, Daemon
-from fakeprinter import FakePrinter
 from flavours import FLAVOURS, creates, ids, on_pos, refunded_at_the_api
 
+from mpqr_kiosk.emulator.printer import LoopbackPrinter
 from mpqr_kiosk.emulator.server import EmulatorServer
 from mpqr_kiosk.emulator.state import Emulator
 
@@ -34,7 +34,7 @@ def emulator(flavour):
 
 @pytest.fixture
 def printer():
-    fake = FakePrinter().up()
+    fake = LoopbackPrinter().up()
     yield fake
     fake.down()
 
@@ -166,13 +166,13 @@ def test_paper_out_queues_the_receipt_and_prints_the_original_when_paper_is_back
     daemon.start()
     reference = daemon.sale()
     assert daemon.until(lambda: daemon.state_of(reference) == "waiting")
-    daemon.printer.status = 0x72  # DLE EOT 4 reply: paper end
+    daemon.printer.replies[4] = 0x72  # DLE EOT 4 reply: paper end
     daemon.emulator.pay("POS001", "approved")
     assert daemon.until(lambda: daemon.state_of(reference) == "paid")
     assert daemon.until(lambda: daemon.control("status")["screen"] == "printer_problem", 10)
     assert daemon.control("status")["print_queue"] == [reference]
     assert daemon.printer.receipts() == 0 and daemon.receipt_of(reference) == "none"
-    daemon.printer.status = 0x12  # paper loaded
+    daemon.printer.replies[4] = 0x12  # paper loaded
     paid_once(daemon, reference)  # retried by itself: the original, once
 
 

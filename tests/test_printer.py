@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import socket
-import struct
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +23,7 @@ from mpqr_kiosk.devices.printer import (
     PrinterStatus,
     open_printer,
 )
+from mpqr_kiosk.emulator.printer import LoopbackPrinter
 from mpqr_kiosk.receipt import Receipt, build_receipt
 
 REFERENCE = b"mpqr-20261127-0042-7f3a"
@@ -39,85 +37,18 @@ def receipt(total: int = 123450) -> Receipt:
     return build_receipt(sale, Shop("Padaria São João"), site("MLB"), datetime(2026, 11, 27, 10, 52), False)
 
 
-class FakePrinter:
-    """A raw-9100 printer on 127.0.0.1: keeps what each connection sent, answers DLE EOT n per ``replies``."""
-
-    def __init__(self, replies: dict[int, int] | None = None) -> None:
-        self.replies = replies or {}
-        self.received: list[bytearray] = []
-        self.connections: list[socket.socket] = []
-        self._resetting = threading.Event()
-        self._closed = threading.Event()
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            self.received.append(bytearray())
-            self.connections.append(conn)
-            threading.Thread(target=self._serve, args=(conn, self.received[-1]), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, buffer: bytearray) -> None:
-        while chunk := self._recv(conn):
-            start = max(0, len(buffer) - 2)
-            buffer.extend(chunk)
-            while (at := buffer.find(b"\x10\x04", start)) != -1 and at + 2 < len(buffer):
-                if (reply := self.replies.get(buffer[at + 2])) is not None:
-                    conn.sendall(bytes([reply]))
-                start = at + 3
-        if self._resetting.is_set():  # an abortive close: the client gets RST, like a rebooted printer
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()
-        self._closed.set()
-
-    @staticmethod
-    def _recv(conn: socket.socket) -> bytes:
-        try:
-            return conn.recv(65536)
-        except OSError:
-            return b""
-
-    def wait_for(self, marker: bytes, connection: int = 0, timeout: float = 5.0) -> bytes:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.received) > connection and marker in self.received[connection]:
-                return bytes(self.received[connection])
-            time.sleep(0.01)
-        raise AssertionError(f"{marker!r} never arrived on connection {connection}")
-
-    def drop(self) -> None:
-        """Power cycle: the open connection is reset (its reader wakes up and closes it abortively)."""
-        self._resetting.set()
-        self._closed.clear()
-        self.connections[-1].shutdown(socket.SHUT_RD)
-        assert self._closed.wait(5)
-        self._resetting.clear()
-
-    def stop(self) -> None:
-        self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        self._server.close()
-        for conn in self.connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
 @pytest.fixture
-def fake() -> FakePrinter:
-    server = FakePrinter()
+def fake() -> LoopbackPrinter:
+    server = LoopbackPrinter().up()
     yield server
-    server.stop()
+    server.down()
 
 
 def network(port: int, timeout: float = 2.0):
     return open_printer("network", host="127.0.0.1", port=port, timeout=timeout)
 
 
-def test_network_printer_receives_the_receipt(fake: FakePrinter) -> None:
+def test_network_printer_receives_the_receipt(fake: LoopbackPrinter) -> None:
     printer = network(fake.port)
     printer.print(receipt())
     data = fake.wait_for(CUT)
@@ -135,16 +66,16 @@ def test_network_printer_receives_the_receipt(fake: FakePrinter) -> None:
     ],
 )
 def test_dle_eot_replies_map_to_status(replies: dict[int, int], expected: PrinterStatus) -> None:
-    server = FakePrinter(replies)
+    server = LoopbackPrinter(replies=replies).up()
     try:
         printer = network(server.port, timeout=0.3)
         assert printer.status() == expected
         printer.close()
     finally:
-        server.stop()
+        server.down()
 
 
-def test_printer_gone_mid_job_raises_then_reconnects_and_resends_the_code_page(fake: FakePrinter) -> None:
+def test_printer_gone_mid_job_raises_then_reconnects_and_resends_the_code_page(fake: LoopbackPrinter) -> None:
     printer = network(fake.port)
     printer.print(receipt())
     fake.wait_for(CUT)
@@ -250,10 +181,7 @@ def test_importing_escpos_through_the_port_leaves_logging_and_tmp_alone(tmp_path
 
 
 def test_a_printer_that_never_answers_status_is_not_asked_again() -> None:
-    from fakeprinter import FakePrinter
-
-
-    fake = FakePrinter().up()
+    fake = LoopbackPrinter().up()
     fake.answers_left = 0  # prints, but never replies to DLE EOT
     try:
         printer = open_printer("network", host="127.0.0.1", port=fake.port, timeout=0.3)

@@ -7,10 +7,10 @@ import sys
 import tarfile
 
 import pytest
-from fakeprinter import FakePrinter
 
 from mpqr_kiosk import check, cli, config, diagnostics, emvco, notify, preview, provision
 from mpqr_kiosk.config import ConfigError
+from mpqr_kiosk.emulator.printer import LoopbackPrinter
 from mpqr_kiosk.token import load_token
 
 # shaped like a production token, but not a real one (the hex part has non-hex letters)
@@ -62,7 +62,7 @@ socket = "{tmp_path / 'control.sock'}"
 
 
 def test_check_passes_line_by_line_and_warns_about_small_panels(tmp_path, emulator, capsys):
-    printer = FakePrinter().up()
+    printer = LoopbackPrinter().up()
     try:
         path = write_config(tmp_path, emulator, printer_port=printer.port)
         assert check.run(path) == 0
