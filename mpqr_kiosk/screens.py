@@ -89,10 +89,13 @@ def notice_text(notice: Notice, t: dict[str, str]) -> str:
 
 @lru_cache(maxsize=32)
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """A monospaced font with Latin accents at ``size`` pixels (Pillow's default font if it is missing)."""
+    """A monospaced font with Latin accents at ``size`` pixels (Pillow's default font if it is missing).
+
+    The layout engine is Pillow's basic one, always: Pillow picks libraqm when the system happens to have it,
+    which draws other pixels, so the same box would differ from machine to machine and from ``preview``."""
     try:
         with _FONT_FILE.open("rb") as f:
-            return ImageFont.truetype(f, size)
+            return ImageFont.truetype(f, size, layout_engine=ImageFont.Layout.BASIC)
     except OSError as exc:
         log.warning("font %s unavailable (%s); accents will not render", _FONT_FILE, exc)
         return ImageFont.load_default(size)

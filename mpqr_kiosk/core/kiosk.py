@@ -159,8 +159,9 @@ class Kiosk:
         return View(self._screen(now), self._leds(now))
 
     def status(self) -> Status:
+        """The kiosk now; its ``view`` is what the last Show and Light put on the display and the LEDs."""
         live, prints = self._live, self._prints
-        view = self.view()
+        view = self._shown or self.view()
         return Status(
             online=self._link.online,
             busy=self._busy,
