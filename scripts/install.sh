@@ -310,7 +310,9 @@ switch_to() {  # switch_to NEW : make NEW the current virtualenv, restarting the
   ln -sfn "venvs/$new" "$OPT/current.new" && mv -T "$OPT/current.new" "$OPT/current"
   [[ -n $old ]] && ln -sfn "venvs/$old" "$OPT/previous"
   say "switched to $new"
-  if booted && ((!NO_START)) || ((running)); then
+  if [[ -z $old ]] && ! grep -q '^qr_payload = "[^"]' "$ETC/kiosk.toml" 2>/dev/null; then
+    say "not started yet: the POS has no qr_payload in $ETC/kiosk.toml (provision, check, then systemctl start mpqr-kiosk)"
+  elif booted && ((!NO_START)) || ((running)); then
     if [[ -n $old ]]; then started || rollback "$old" "$snapshot"; else started || die "mpqr-kiosk did not start: see journalctl -u mpqr-kiosk"; fi
   fi
   # keep the current and the previous virtualenv, and the journal snapshots of the last three upgrades

@@ -261,17 +261,50 @@ def schema(state: Path) -> tuple[int, list]:
         db.close()
 
 
-def test_upgrade_waits_for_the_live_sale_rolls_back_a_failed_start_and_keeps_the_journal(
-        installed, newer_checkout, tmp_path, emulator, printer):
-    root = copy_of(installed, tmp_path)
-    (root / "run/systemd/system").mkdir(parents=True)  # systemd runs this tree
-    fake = tmp_path / "fake"
+def booted(root: Path, fake: Path, state: str) -> dict:
+    """Make ``root`` a tree systemd runs, with the service ``state``; the installer's environment."""
+    (root / "run/systemd/system").mkdir(parents=True)
     fake.mkdir()
     (fake / "systemctl").write_text(FAKE_SYSTEMCTL)
     (fake / "systemctl").chmod(0o755)
-    (fake / "state").write_text("active\n")
-    env = {"MPQR_SYSTEMCTL": str(fake / "systemctl"), "FAKE_DIR": str(fake), "FAKE_ROOT": str(root),
-           "MPQR_START_SETTLE": "0"}
+    (fake / "state").write_text(state + "\n")
+    (fake / "calls").write_text("")
+    return {"MPQR_SYSTEMCTL": str(fake / "systemctl"), "FAKE_DIR": str(fake), "FAKE_ROOT": str(root),
+            "MPQR_START_SETTLE": "0"}
+
+
+def test_a_first_install_starts_the_service_only_once_the_pos_has_its_qr(installed, tmp_path):
+    root = copy_of(installed, tmp_path)
+    fake = tmp_path / "fake"
+    env = booted(root, fake, "inactive")
+    for link in ("opt/mpqr-kiosk/current", "opt/mpqr-kiosk/bin"):
+        (root / link).unlink()  # as before the first switch (the built virtualenv is reused)
+    done = run(root, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "not started yet: the POS has no qr_payload" in done.stderr
+    assert "start" not in (fake / "calls").read_text().split()
+    toml = root / "etc/mpqr-kiosk/kiosk.toml"
+    toml.write_text(toml.read_text().replace('qr_payload = ""', 'qr_payload = "00020101021243650016COM.MERCADOLIBRE"'))
+    (root / "opt/mpqr-kiosk/current").unlink()
+    done = run(root, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "start mpqr-kiosk.service" in (fake / "calls").read_text().splitlines()
+    assert (fake / "state").read_text().strip() == "active"
+
+
+def test_the_unit_sandbox_exposure_stays_at_or_below_2(installed):
+    done = subprocess.run(["systemd-analyze", "security", "--offline=yes",
+                           str(installed / "etc/systemd/system/mpqr-kiosk.service")],
+                          capture_output=True, text=True, timeout=60)
+    exposure = float(done.stdout.rsplit("Overall exposure level for mpqr-kiosk.service:", 1)[1].split()[0])
+    assert exposure <= 2.0, done.stdout[-2000:]
+
+
+def test_upgrade_waits_for_the_live_sale_rolls_back_a_failed_start_and_keeps_the_journal(
+        installed, newer_checkout, tmp_path, emulator, printer):
+    root = copy_of(installed, tmp_path)
+    fake = tmp_path / "fake"
+    env = booted(root, fake, "active")
     state = root / "var/lib/mpqr-kiosk"
     old_journal(state)
     old = os.readlink(root / "opt/mpqr-kiosk/current")
@@ -289,7 +322,7 @@ def test_upgrade_waits_for_the_live_sale_rolls_back_a_failed_start_and_keeps_the
         assert f"waiting for the sale {reference} to end" in done.stderr
         assert f"the sale {reference} is still live after 4s: nothing was restarted" in done.stderr
         assert os.readlink(root / "opt/mpqr-kiosk/current") == old
-        assert "stop" not in (fake / "calls").read_text().split()
+        assert "stop" not in (fake / "calls").read_text().split()  # the daemon kept running
         assert schema(state)[0] == 1
     finally:
         daemon.close()
