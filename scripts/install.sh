@@ -95,6 +95,8 @@ preflight() {
     armv7l|armv6l) die "32-bit Raspberry Pi OS is not supported: install Raspberry Pi OS Bookworm 64-bit. PyPI has no 32-bit ARM wheels of Pillow and zxing-cpp, and Pillow built from source would draw the screens with another FreeType than preview shows" ;;
     *) die "unsupported machine $(uname -m): mpqr-kiosk runs on aarch64 (Raspberry Pi, 64-bit) and x86_64" ;;
   esac
+  [[ $SRC/ != "$OPT"/* ]] || die "run install.sh from a clone outside $PREFIX (this one is inside it): git clone $SRC ~/mpqr-kiosk"
+  [[ ! -e $OPT/.git && ! -e $OPT/.venv ]] || die "$PREFIX holds a manual install (a git checkout): sudo systemctl stop mpqr-kiosk && sudo mv $OPT $OPT.manual, then run install.sh again (it keeps /etc/mpqr-kiosk and the journal)"
   [[ -x $PYTHON ]] && "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "Python 3.11 is required at $PYTHON (Bookworm's python3: apt-get install python3)"
 }

@@ -226,6 +226,11 @@ def test_wrong_os_machine_and_python_are_plain_errors(tmp_path):
         assert done.returncode == 1 and message in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "root" / "opt").exists()
+    manual = tmp_path / "manual"
+    (manual / "opt/mpqr-kiosk/.git").mkdir(parents=True)  # the README's old hand-made install
+    done = run(manual)
+    assert done.returncode == 1 and "/opt/mpqr-kiosk holds a manual install (a git checkout)" in done.stderr
+    assert sorted(p.name for p in (manual / "opt/mpqr-kiosk").iterdir()) == [".git"]
 
 
 def test_no_package_index_is_a_plain_error_and_changes_nothing(tmp_path, newer_checkout, installed):
