@@ -51,6 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     review = commands.add_parser("review", help="sales whose money needs a person (not exactly the total, late or "
                                                 "double payments), with what Mercado Pago approved")
     review.add_argument("--json", action="store_true", help="print the daemon's raw JSON answer")
+    from mpqr_kiosk import journal_commands
+
+    report = commands.add_parser(
+        "report", help="the day's takings from the journal: paid sales, refunds, cancelled, expired, review",
+        description="Per local day (shop.timezone): paid sales and the money taken, refunds, cancelled and "
+                    "expired sales, sales in REVIEW, receipts still queued, and what was sold. A sale counts "
+                    "on the day of its payment on Mercado Pago's clock; a refund on the day it was asked for.")
+    journal_commands.add_days(report)
+    sales = commands.add_parser(
+        "sales", help="the sales in the journal (time, items, total, state, payment, receipt), or one sale's history",
+        description="Lists the sales of a day or range from the journal; --ref shows one sale whole, with "
+                    "every step it went through and every payment Mercado Pago showed.")
+    journal_commands.add_days(sales)
+    sales.add_argument("--state", choices=journal_commands.STATES, help="only the sales in this state")
+    sales.add_argument("--ref", metavar="REF", help="one sale (its external_reference), with its whole history")
     preview = commands.add_parser("preview", help="render every screen and a sample receipt to PNG")
     preview.add_argument("--out", type=Path, default=Path("preview-out"), metavar="DIR")
     diag = commands.add_parser("diagnostics", help="a support bundle with secrets redacted")
@@ -99,6 +114,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mpqr_kiosk import provision
 
         return provision.run(args.config)
+    if command in ("report", "sales"):
+        from mpqr_kiosk import journal_commands
+
+        return journal_commands.run(command, args)
     if command == "preview":
         from mpqr_kiosk import preview
 

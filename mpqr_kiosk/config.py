@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 import urllib.parse
+import zoneinfo
 from dataclasses import dataclass, field
 
 from mpqr_kiosk import emvco
@@ -48,6 +49,8 @@ class ShopConfig:
     state: str = ""
     latitude: float = 0.0
     longitude: float = 0.0
+    # the shop's day for `report` and `sales`: an IANA time zone; "" is the system's (timedatectl)
+    timezone: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,9 @@ def _check(config: Config, path: str) -> None:
         ("shop.name", bool(config.shop.name.strip()), "must not be empty"),
         ("shop.latitude", -90 <= config.shop.latitude <= 90, "must be a latitude, -90 to 90"),
         ("shop.longitude", -180 <= config.shop.longitude <= 180, "must be a longitude, -180 to 180"),
+        ("shop.timezone", not config.shop.timezone or zone(config.shop.timezone) is not None,
+         "unknown time zone: an IANA name such as \"America/Sao_Paulo\" (timedatectl list-timezones), "
+         "or \"\" for the system's"),
         ("input.keymap", config.input.keymap in KEYMAPS, f"must be one of {', '.join(KEYMAPS)}"),
         ("display.interface", config.display.interface in DISPLAY_INTERFACES, "must be i2c or spi"),
         ("display.width", 8 <= config.display.width <= 1024, "must be a panel width in pixels"),
@@ -281,6 +287,16 @@ def _check(config: Config, path: str) -> None:
     for key, ok, problem in rules:
         if not ok:
             raise ConfigError(path, key, problem)
+
+
+def zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA time zone ``name``; None when it is empty or unknown (then the system's is meant)."""
+    if not name or name.startswith("/") or ".." in name:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
 
 
 def _safe_url(url: str) -> bool:

@@ -7,6 +7,7 @@ Every money transition is committed durably (WAL, ``synchronous=FULL``) before t
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -80,6 +81,31 @@ class Journal:
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"{self.path}: cannot open the sales journal: {exc}") from exc
         self.lock = threading.Lock()
+        self._owner: tuple[int, int] | None = None
+
+    @classmethod
+    def reader(cls, directory: str | Path) -> Journal:
+        """The journal opened read-only, for reports beside a running daemon: it creates, migrates and
+        writes nothing, so a root shell never leaves the daemon a file it cannot write."""
+        self = cls.__new__(cls)
+        self.path = Path(directory) / FILE_NAME
+        if not self.path.is_file():
+            raise JournalError(f"{self.path}: no sales journal here yet (the daemon creates it on its first start)")
+        try:
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
+                                      isolation_level=None)
+            version = self.version
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot read the sales journal: {exc}") from exc
+        if version != len(MIGRATIONS):
+            self.db.close()
+            newer = "a newer version of mpqr-kiosk" if version > len(MIGRATIONS) else "an older version"
+            raise JournalError(f"{self.path}: schema version {version} is from {newer}; "
+                               "start the daemon of this version once to migrate it")
+        self.lock = threading.Lock()
+        info = self.path.stat()
+        self._owner = (info.st_uid, info.st_gid)
+        return self
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -144,10 +170,21 @@ class Journal:
 
     def history(self, reference: str) -> list[tuple[str, str]]:
         """The (state, receipt) pairs the sale went through, in order."""
+        return [(state, receipt) for _, state, receipt in self.timeline(reference)]
+
+    def timeline(self, reference: str) -> list[tuple[float, str, str]]:
+        """(wall-clock time, state, receipt) of each step the sale went through, in order."""
         with self.lock:
             return self.db.execute(
-                "SELECT state, receipt FROM history WHERE reference = ? ORDER BY id", (reference,)
+                "SELECT at, state, receipt FROM history WHERE reference = ? ORDER BY id", (reference,)
             ).fetchall()
+
+    def between(self, start: float, end: float) -> list[Sale]:
+        """Sales created, paid or changed from ``start`` to ``end`` (seconds, either clock), oldest first."""
+        return self._select(
+            "WHERE (created_at >= ? AND created_at < ?) OR (paid_at >= ? AND paid_at < ?) "
+            "OR (updated_at >= ? AND updated_at < ?) OR (expires_at - ttl >= ? AND expires_at - ttl < ?) "
+            "ORDER BY created_at", (start, end) * 4)
 
     def _select(self, where: str, params: tuple) -> list[Sale]:
         with self.lock:
@@ -166,3 +203,10 @@ class Journal:
     def close(self) -> None:
         with self.lock:
             self.db.close()
+        if self._owner and os.geteuid() == 0:
+            # A reader in WAL mode leaves -wal and -shm behind; root's would lock the daemon's user out.
+            for sidecar in (self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+                try:
+                    os.chown(sidecar, *self._owner)
+                except FileNotFoundError:
+                    pass
