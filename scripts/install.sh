@@ -33,20 +33,24 @@ Exit status: 0 done, 1 failed (the message says what and what was left as it was
 EOF
 }
 set -euo pipefail
+{ set +x; } 2>/dev/null  # never traced (bash -x, SHELLOPTS): the access token passes through this shell
 umask 022
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCKS="$SRC/requirements"
 source "$SRC/scripts/lib/debian.sh"
 source "$SRC/scripts/lib/venv.sh"
 
-ROOT="" TOKEN_FILE="" NO_START=0 NOW=0 WAIT=600 UNINSTALL=0 PURGE=0
+ROOT="" ROOT_GIVEN=0 TOKEN_FILE="" NO_START=0 NOW=0 WAIT=600 UNINSTALL=0 PURGE=0
+value() {  # value OPTION [VALUE] : the option's value must be there and not empty
+  [[ $# -ge 2 && -n $2 ]] || { echo "install.sh: $1 needs a value (see --help)" >&2; exit 2; }
+}
 while (($#)); do
   case $1 in
-    --root) ROOT=${2:?--root needs a directory}; shift ;;
-    --root=*) ROOT=${1#*=} ;;
-    --token-file) TOKEN_FILE=${2:?--token-file needs a file, or - for standard input}; shift ;;
-    --token-file=*) TOKEN_FILE=${1#*=} ;;
-    --wait) WAIT=${2:?--wait needs seconds}; shift ;;
+    --root) value "$@"; ROOT=$2; ROOT_GIVEN=1; shift ;;
+    --root=*) value --root "${1#*=}"; ROOT=${1#*=}; ROOT_GIVEN=1 ;;
+    --token-file) value "$@"; TOKEN_FILE=$2; shift ;;
+    --token-file=*) value --token-file "${1#*=}"; TOKEN_FILE=${1#*=} ;;
+    --wait) value "$@"; WAIT=$2; shift ;;
     --wait=*) WAIT=${1#*=} ;;
     --no-start) NO_START=1 ;;
     --now) NOW=1 ;;
@@ -59,9 +63,12 @@ while (($#)); do
 done
 [[ $WAIT =~ ^[0-9]+$ ]] || { echo "install.sh: --wait takes whole seconds, not $WAIT" >&2; exit 2; }
 ((PURGE == 0 || UNINSTALL == 1)) || { echo "install.sh: --purge goes with --uninstall" >&2; exit 2; }
-if [[ -n $ROOT ]]; then
-  mkdir -p "$ROOT" && ROOT="$(cd "$ROOT" && pwd)"
+if ((ROOT_GIVEN)); then
+  mkdir -p -- "$ROOT" 2>/dev/null || { echo "install.sh: --root $ROOT: cannot create that directory" >&2; exit 2; }
+  ROOT=$(cd -- "$ROOT" && pwd) || exit 2
   [[ $ROOT != / ]] || ROOT=""
+  # no pip cache outside the tree (a caller may choose one with PIP_CACHE_DIR)
+  [[ -n ${PIP_CACHE_DIR:-} ]] || export PIP_NO_CACHE_DIR=1
 fi
 [[ -z $TOKEN_FILE || $TOKEN_FILE == - || $TOKEN_FILE == /* ]] || TOKEN_FILE="$PWD/$TOKEN_FILE"
 cd /  # so that no Python below imports mpqr_kiosk from the checkout instead of its virtualenv
@@ -79,7 +86,8 @@ PYTHON=${MPQR_PYTHON:-/usr/bin/python3.11}
 
 say() { echo "install.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
-booted() { [[ -d $ROOT/run/systemd/system ]]; }   # systemd runs this (root) file system
+# systemd runs this file system (under --root only with a stand-in systemctl: tests)
+booted() { [[ -d $ROOT/run/systemd/system && ( -z $ROOT || -n ${MPQR_SYSTEMCTL:-} ) ]]; }
 service_active() { booted && "$SYSTEMCTL" is-active --quiet mpqr-kiosk.service; }
 
 # ---- checks before anything changes ----------------------------------------------------------------
@@ -116,35 +124,39 @@ debian_packages() {
 # ---- the virtualenv ---------------------------------------------------------------------------------
 version() { sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$SRC/mpqr_kiosk/__init__.py"; }
 
-# What a virtualenv is built from: the source, the package metadata and the locks.
+# The locks a box installs: systemd-python where libsystemd-dev lets it build.
+venv_locks() { echo runtime.txt; [[ -n $(debian_missing libsystemd-dev) ]] || echo systemd.txt; }
+
+# What a virtualenv is built from: the source, the package metadata, the locks and the Python.
 build_stamp() {
   (cd "$SRC" && find mpqr_kiosk -name '*.py' -print0 | sort -z | xargs -0 sha256sum
-   sha256sum setup.cfg pyproject.toml requirements/*.txt) | sha256sum | cut -c1-12
+   sha256sum setup.cfg pyproject.toml requirements/*.txt; venv_locks; "$PYTHON" -VV) | sha256sum | cut -c1-12
 }
 
 index_reachable() {  # index_reachable VENV : the package index pip will use answers
-  local url
+  local url shown
   url=${PIP_INDEX_URL:-$("$1/bin/python" -m pip config get global.index-url 2>/dev/null || echo https://pypi.org/simple)}
   [[ $url == http* ]] || return 0
-  "$1/bin/python" - "$url" <<'PY' || { say "error: cannot reach the package index $url: the box needs the internet (or PIP_INDEX_URL) to install; the installed version, if any, was left as it was"; return 1; }
+  shown=$(sed -E 's#//[^/@]*@#//***@#' <<<"$url")  # never a password in the index URL
+  "$1/bin/python" - "$url" <<'PY' || { say "error: cannot reach the package index $shown: the box needs the internet (or PIP_INDEX_URL) to install; the installed version, if any, was left as it was"; return 1; }
 import sys, urllib.request
 try:
     urllib.request.urlopen(sys.argv[1].rstrip("/") + "/pip/", timeout=20).close()
-except Exception as exc:
-    sys.stderr.write(f"install.sh: {type(exc).__name__}: {exc}\n")
+except Exception as exc:  # the reason only: the URL may hold a password
+    sys.stderr.write(f"install.sh: {type(exc).__name__}: {getattr(exc, 'reason', '') or getattr(exc, 'code', '')}\n")
     sys.exit(1)
 PY
 }
 
 # build_venv DIR : the pinned dependencies and this checkout's package in DIR, proven to import
 build_venv() {
-  local dir=$1 locks=(runtime.txt) tmp log
+  local dir=$1 locks tmp log
+  mapfile -t locks < <(venv_locks)
   [[ -f $dir/.complete ]] && return 0
   rm -rf "$dir"
   mkdir -p "$(dirname "$dir")"
   "$PYTHON" -m venv "$dir" || die "could not create a virtualenv with $PYTHON (apt-get install python3-venv)"
   index_reachable "$dir" || { rm -rf "$dir"; exit 1; }
-  [[ -z $(debian_missing libsystemd-dev) ]] && locks+=(systemd.txt)
   say "building $dir from requirements/${locks[*]}"
   log=$(mktemp)
   lock_venv "$PYTHON" "$dir" "${locks[@]}" >"$log" 2>&1 \
@@ -160,6 +172,7 @@ build_venv() {
   if [[ -n $ROOT ]]; then  # the tree is meant to be copied to /: scripts name /opt/mpqr-kiosk, not DIR
     grep -rlI --null -F "$ROOT$PREFIX" "$dir/bin" | xargs -0 -r sed -i "s#$ROOT$PREFIX#$PREFIX#g"
   fi
+  sync -f "$dir"  # the files on disk before the mark that says they are
   touch "$dir/.complete"
 }
 
@@ -176,9 +189,17 @@ ids() {  # the service user's uid and gid, from the target tree's /etc/passwd
 
 service_user() {
   install -d -m 0755 "$ROOT/etc"
-  install -D -m 0644 "$SRC/systemd/mpqr-kiosk.sysusers" "$SYSUSERS"
+  install -d -m 0755 "$(dirname "$SYSUSERS")"
+  put "$SRC/systemd/mpqr-kiosk.sysusers" "$SYSUSERS" 0644
   systemd-sysusers ${ROOT:+--root="$ROOT"} "$SYSUSERS" || die "systemd-sysusers could not create the user mpqr-kiosk"
   ids
+}
+
+# put SOURCE DEST MODE : DEST replaced in one rename (a power cut leaves the old file or the new one),
+# and only when it differs
+put() {
+  cmp -s "$1" "$2" && [[ $(stat -c %a "$2") == "${3#0}" ]] && return 0
+  install -m "$3" "$1" "$2.new" && sync "$2.new" && mv -f "$2.new" "$2" && sync "$(dirname "$2")"
 }
 
 # first_install SOURCE DEST MODE GROUP : a file the technician owns after the first install; never overwritten
@@ -221,112 +242,178 @@ install_files() {
   first_install "$SRC/config/catalog.csv" "$ETC/catalog.csv" 0640 "$GID_"
   first_install "$SRC/systemd/99-mpqr-kiosk.rules" "$UDEV" 0644 0
   store_token
-  install -m 0644 "$SRC/systemd/mpqr-kiosk.service" "$UNIT"
-  install -m 0644 "$SRC/README.md" "$OPT/README.md"
+  put "$SRC/README.md" "$OPT/README.md" 0644
   ln -sfn current/bin "$OPT/bin"
   ln -sfn "$PREFIX/bin/mpqr-kiosk" "$LINK"
+  [[ -n $ROOT ]] || ! command -v udevadm >/dev/null || udevadm control --reload-rules 2>/dev/null || true
+}
+
+# The unit, enabled; a running service picks up a changed unit at its next (re)start only.
+unit_in_place() {
+  put "$SRC/systemd/mpqr-kiosk.service" "$UNIT" 0644
   if booted; then
     "$SYSTEMCTL" daemon-reload
     "$SYSTEMCTL" enable --quiet mpqr-kiosk.service
-    [[ -n $ROOT ]] || ! command -v udevadm >/dev/null || udevadm control --reload-rules 2>/dev/null || true
   else
     "$SYSTEMCTL" --root="${ROOT:-/}" enable --quiet mpqr-kiosk.service
   fi
 }
 
 # ---- upgrade: wait, snapshot, migrate, switch, start, roll back -------------------------------------
-live_sale() {  # print the live sale's reference; nothing when idle or the daemon does not answer
-  "$OPT/current/bin/python" -m mpqr_kiosk --config "$ETC/kiosk.toml" status --json 2>/dev/null \
-    | "$PYTHON" -c 'import json, sys; s = json.load(sys.stdin).get("sale"); print(s["reference"] if s else "")' 2>/dev/null || true
+live_sale() {  # the live sale's reference; "" when idle; "?" when the daemon does not say
+  local answer
+  answer=$("$OPT/current/bin/python" -m mpqr_kiosk --config "$ETC/kiosk.toml" status --json 2>/dev/null) \
+    || { echo "?"; return 0; }
+  "$PYTHON" -c 'import json, sys
+a = json.loads(sys.stdin.read())
+s = a.get("sale")
+print("?" if a.get("ok") is not True else s["reference"] if s else "")' <<<"$answer" 2>/dev/null || echo "?"
 }
 
-wait_for_no_sale() {
-  local ref waited=0
+wait_for_no_sale() {  # until the running daemon says no sale is live (--wait seconds at most; --now: at once)
+  local ref start=$SECONDS said=-1000 what
   ((NOW)) && return 0
   while ref=$(live_sale); [[ -n $ref ]]; do
-    if ((waited >= WAIT)); then
-      say "the sale $ref is still live after ${WAIT}s: nothing was restarted (the new version is built and ready). Run again when the box is idle, or with --now"
+    what="the sale $ref"
+    [[ $ref != "?" ]] || what="the daemon's answer (it does not say whether a sale is live)"
+    if ((SECONDS - start >= WAIT)); then
+      if [[ $ref == "?" ]]; then say "no answer from the daemon on its sales after ${WAIT}s: nothing was restarted"
+      else say "the sale $ref is still live after ${WAIT}s: nothing was restarted"; fi
+      say "the new version is built and ready: run again when the box is idle, or with --now"
       exit 75
     fi
-    ((waited % 30)) || say "waiting for the sale $ref to end before restarting (up to ${WAIT}s; --now restarts at once)"
-    sleep 2; waited=$((waited + 2))
+    if ((SECONDS - said >= 30)); then
+      say "waiting for $what before restarting (up to ${WAIT}s; --now restarts at once)"
+      said=$SECONDS
+    fi
+    sleep 2
   done
 }
 
-journal() {  # journal snapshot|migrate|restore … : the sales journal, with the system Python's sqlite3
+journal() {  # journal snapshot|restore|unfinished LIVE [SNAPSHOT] : the sales journal, with sqlite3
   "$PYTHON" - "$@" <<'PY'
-import sqlite3, sys
-verb, path, other = sys.argv[1], sys.argv[2], sys.argv[3]
+import os, sqlite3, sys
+verb, path = sys.argv[1], sys.argv[2]
+owner = os.stat(path)
+def own():  # the -wal and -shm this root shell leaves are the daemon's user's, as the journal is
+    for sidecar in (path + "-wal", path + "-shm"):
+        if os.path.exists(sidecar):
+            os.chown(sidecar, owner.st_uid, owner.st_gid)
 def copy(source, target):
     src, dst = sqlite3.connect(source), sqlite3.connect(target)
     src.backup(dst)
     src.close(), dst.close()
+def tables(db):
+    return [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
 def rows(db, table, columns):
     names = ", ".join('"%s"' % c for c in columns)
     return sorted(db.execute('SELECT %s FROM "%s"' % (names, table)).fetchall(), key=repr)
 if verb == "snapshot":
-    copy(path, other)
+    copy(path, sys.argv[3])
 elif verb == "restore":  # only when the failed start changed nothing but the schema
-    snap, live = sqlite3.connect(other), sqlite3.connect(path)
-    tables = [r[0] for r in snap.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-    columns = {t: [r[1] for r in snap.execute('PRAGMA table_info("%s")' % t)] for t in tables}
-    same = all(rows(live, t, columns[t]) == rows(snap, t, columns[t]) for t in tables)
+    snap, live = sqlite3.connect(sys.argv[3]), sqlite3.connect(path, isolation_level=None)
+    live.execute("BEGIN EXCLUSIVE")
+    old = tables(snap)
+    columns = {t: [r[1] for r in snap.execute('PRAGMA table_info("%s")' % t)] for t in old}
+    same = all(rows(live, t, columns[t]) == rows(snap, t, columns[t]) for t in old) and all(
+        live.execute('SELECT count(*) FROM "%s"' % t).fetchone()[0] == 0 for t in tables(live) if t not in old)
+    live.execute("ROLLBACK")
     snap.close(), live.close()
     if not same:
-        sys.exit("install.sh: the new version wrote sales to the journal before it failed: kept them")
-    copy(other, path)
+        own()
+        sys.exit("install.sh: the new version wrote sales to the journal before it failed: not restoring it")
+    copy(sys.argv[3], path)
+    os.chown(path, owner.st_uid, owner.st_gid)
+elif verb == "unfinished":  # sales a purge would lose: live, not printed, refunds pending, review
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    found = db.execute("SELECT reference, state FROM sales WHERE state IN ('pushing', 'waiting', 'cancelling',"
+                       " 'refunding', 'review') OR (state = 'paid' AND receipt != 'printed')").fetchall()
+    db.close()
+    print(" ".join("%s (%s)" % row for row in found))
+own()
 PY
 }
 
-rollback() {  # rollback OLD : back to the previous virtualenv and journal
-  local old=$1 snapshot=$2
-  say "the new version did not start: going back to $old (see journalctl -u mpqr-kiosk)"
-  ln -sfn "venvs/$old" "$OPT/current.new" && mv -T "$OPT/current.new" "$OPT/current"
-  [[ -f $snapshot ]] && journal restore "$STATE/sales.sqlite3" "$snapshot" || true
-  "$SYSTEMCTL" start mpqr-kiosk.service || say "the previous version did not start either: see journalctl -u mpqr-kiosk"
-  die "upgrade to $NEW failed; the box runs $old again"
+switch_link() {  # switch_link VENV : /opt/mpqr-kiosk/current names VENV, in one rename, on disk
+  ln -sfn "venvs/$1" "$OPT/current.new" && mv -T "$OPT/current.new" "$OPT/current" && sync -f "$OPT"
 }
 
 started() { "$SYSTEMCTL" start mpqr-kiosk.service && sleep "${MPQR_START_SETTLE:-3}" && service_active; }
 
+# After the service was stopped for an upgrade, any way out but success puts the old version back.
+OLD="" SNAPSHOT="" STOPPED=0
+back_to_old() {
+  ((STOPPED)) || return 0
+  STOPPED=0
+  trap - EXIT
+  "$SYSTEMCTL" stop mpqr-kiosk.service 2>/dev/null || true  # no restart of the failed one meanwhile
+  "$SYSTEMCTL" reset-failed mpqr-kiosk.service 2>/dev/null || true
+  switch_link "$OLD"
+  if [[ -n $SNAPSHOT ]] && ! journal restore "$STATE/sales.sqlite3" "$SNAPSHOT"; then
+    say "the box stays stopped: $OLD cannot read the journal $NEW wrote; run install.sh again, or see journalctl -u mpqr-kiosk"
+    exit 1
+  fi
+  "$SYSTEMCTL" start mpqr-kiosk.service || say "$OLD did not start either: see journalctl -u mpqr-kiosk"
+}
+
 switch_to() {  # switch_to NEW : make NEW the current virtualenv, restarting the service around it
-  local new=$1 old running=0 snapshot=""
-  old=$(basename "$(readlink "$OPT/current" 2>/dev/null)" 2>/dev/null || true)
-  if [[ $old == "$new" ]]; then
+  local new=$1 running=0 trial
+  OLD=$(basename "$(readlink "$OPT/current" 2>/dev/null)" 2>/dev/null || true)
+  if [[ $OLD == "$new" ]]; then
+    unit_in_place
     booted && ((!NO_START)) && ! service_active && { started || die "mpqr-kiosk did not start: see journalctl -u mpqr-kiosk"; }
     return 0
   fi
   if service_active; then
-    ((NO_START)) && { say "built $new; --no-start: the service keeps running $old until the next install.sh run"; return 0; }
+    ((NO_START)) && { say "built $new; --no-start: the service keeps running $OLD until the next install.sh run"; return 0; }
     wait_for_no_sale
+    trap 'say "stopped half-way: back to $OLD"; back_to_old' EXIT
     "$SYSTEMCTL" stop mpqr-kiosk.service
-    running=1
+    STOPPED=1 running=1
   fi
   if [[ -f $STATE/sales.sqlite3 ]]; then
-    snapshot="$STATE/sales.before-$new.sqlite3"
-    (umask 077; journal snapshot "$STATE/sales.sqlite3" "$snapshot")
-    "$OPT/venvs/$new/bin/python" -c 'import sys; from mpqr_kiosk.journal import Journal; print(Journal(sys.argv[1]).version)' "$STATE" >/dev/null \
-      || { ((running)) && "$SYSTEMCTL" start mpqr-kiosk.service; die "the journal could not be migrated; the box runs $old again"; }
-    chown "$UID_:$GID_" "$STATE"/sales.sqlite3*
+    # a copy to go back to, and the migration tried on another copy: the daemon migrates the journal itself
+    SNAPSHOT="$STATE/sales.before-$new.sqlite3"
+    (umask 077; journal snapshot "$STATE/sales.sqlite3" "$SNAPSHOT") || die "could not copy the journal $STATE/sales.sqlite3"
+    trial=$(mktemp -d)
+    cp "$SNAPSHOT" "$trial/sales.sqlite3"
+    "$OPT/venvs/$new/bin/python" -c 'import sys; from mpqr_kiosk.journal import Journal; Journal(sys.argv[1]).close()' "$trial" \
+      || { rm -rf "$trial"; SNAPSHOT=""; die "$new cannot migrate the journal (see above); the box runs $OLD again"; }
+    rm -rf "$trial"
   fi
-  ln -sfn "venvs/$new" "$OPT/current.new" && mv -T "$OPT/current.new" "$OPT/current"
-  [[ -n $old ]] && ln -sfn "venvs/$old" "$OPT/previous"
+  unit_in_place
+  switch_link "$new"
+  [[ -n $OLD ]] && ln -sfn "venvs/$OLD" "$OPT/previous"
   say "switched to $new"
-  if [[ -z $old ]] && ! grep -q '^qr_payload = "[^"]' "$ETC/kiosk.toml" 2>/dev/null; then
+  if [[ -z $OLD ]] && ! grep -q '^qr_payload = "[^"]' "$ETC/kiosk.toml" 2>/dev/null; then
     say "not started yet: the POS has no qr_payload in $ETC/kiosk.toml (provision, check, then systemctl start mpqr-kiosk)"
   elif booted && ((!NO_START)) || ((running)); then
-    if [[ -n $old ]]; then started || rollback "$old" "$snapshot"; else started || die "mpqr-kiosk did not start: see journalctl -u mpqr-kiosk"; fi
+    if ! started; then
+      [[ -n $OLD ]] || die "mpqr-kiosk did not start: see journalctl -u mpqr-kiosk"
+      STOPPED=1
+      say "the new version did not start: going back to $OLD (see journalctl -u mpqr-kiosk)"
+      back_to_old
+      die "upgrade to $new failed; the box runs $OLD again"
+    fi
   fi
-  # keep the current and the previous virtualenv, and the journal snapshots of the last three upgrades
+  STOPPED=0
+  trap - EXIT
+  # keep the current and the previous virtualenv, and the journal copies of the last three upgrades
   local dir
   for dir in "$OPT"/venvs/*; do
-    [[ $(basename "$dir") == "$new" || $(basename "$dir") == "$old" ]] || rm -rf "$dir"
+    [[ $(basename "$dir") == "$new" || $(basename "$dir") == "$OLD" ]] || rm -rf "$dir"
   done
   { ls -1t "$STATE"/sales.before-*.sqlite3 2>/dev/null || true; } | tail -n +4 | xargs -r rm -f
 }
 
 # ---- uninstall --------------------------------------------------------------------------------------
 uninstall() {
+  if service_active; then wait_for_no_sale; fi
+  if ((PURGE && !NOW)) && [[ -f $STATE/sales.sqlite3 ]]; then
+    local open
+    open=$(journal unfinished "$STATE/sales.sqlite3")
+    [[ -z $open ]] || die "not purging: these sales are not finished: $open (settle them: mpqr-kiosk review; or --now purges anyway)"
+  fi
   if booted; then "$SYSTEMCTL" disable --now --quiet mpqr-kiosk.service 2>/dev/null || true
   else "$SYSTEMCTL" --root="${ROOT:-/}" disable --quiet mpqr-kiosk.service 2>/dev/null || true; fi
   rm -f "$UNIT" "$LINK" "$SYSUSERS"

@@ -53,9 +53,10 @@ esac
 
 def run(root: Path, *args: str, src: Path = REPO, stdin: str = "", env: dict | None = None,
         timeout: float = 600) -> subprocess.CompletedProcess:
+    cache = os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")  # --root uses none by itself
     return subprocess.run(["bash", str(src / "scripts" / "install.sh"), "--root", str(root), *args],
                           input=stdin, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "PIP_CACHE_DIR": cache, **(env or {})})
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, int, str]]:
@@ -89,15 +90,19 @@ def installed(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def newer_checkout(tmp_path_factory) -> Path:
-    """This checkout as the next release, 0.1.1."""
+def release(tmp_path_factory, version: str) -> Path:
+    """This checkout as another release."""
     src = tmp_path_factory.mktemp("checkout") / "mpqr-kiosk"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv*", "demo-out", "preview-out",
                                                              "__pycache__", "*.egg-info", "build", ".*_cache"))
     init = src / "mpqr_kiosk" / "__init__.py"
-    init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.1.1"'))
+    init.write_text(init.read_text().replace('__version__ = "0.1.0"', f'__version__ = "{version}"'))
     return src
+
+
+@pytest.fixture(scope="module")
+def newer_checkout(tmp_path_factory) -> Path:
+    return release(tmp_path_factory, "0.1.1")
 
 
 @pytest.fixture
@@ -203,6 +208,15 @@ def test_a_second_run_changes_nothing_a_technician_edited(installed, tmp_path):
     assert stat.filemode((root / "etc/mpqr-kiosk/access_token").stat().st_mode) == "-rw-------"
 
 
+def test_the_token_never_shows_even_traced(installed, tmp_path):
+    root = copy_of(installed, tmp_path)
+    secret = "APP_USR-traced-5550001112223334"
+    done = run(root, "--token-file", "-", stdin=secret + "\n", env={"SHELLOPTS": "xtrace"})
+    assert done.returncode == 0, done.stderr
+    assert secret not in done.stdout + done.stderr
+    assert (root / "etc/mpqr-kiosk/access_token").read_text() == secret + "\n"
+
+
 def test_a_token_with_spaces_is_refused_and_nothing_is_stored(installed, tmp_path):
     root = copy_of(installed, tmp_path)
     done = run(root, "--token-file", "-", stdin="Bearer APP_USR-123456789\n")
@@ -244,8 +258,9 @@ def test_no_package_index_is_a_plain_error_and_changes_nothing(tmp_path, newer_c
     assert [p.name for p in (root / "opt/mpqr-kiosk/venvs").iterdir()] == [current.removeprefix("venvs/")]
 
 
-def old_journal(state: Path) -> None:
-    """A journal of the first schema with one paid sale and its history, as 0.0.x wrote it."""
+def old_journal(state: Path, owner: tuple[int, int] = (0, 0)) -> None:
+    """A journal of the first schema with one paid sale and its history, as 0.0.x wrote it, owned by
+    the daemon's user."""
     db = sqlite3.connect(state / FILE_NAME)
     db.executescript(MIGRATIONS[0])
     db.execute("INSERT INTO sales (reference, idempotency_key, site, items, total, created_at, state, order_id,"
@@ -255,6 +270,7 @@ def old_journal(state: Path) -> None:
     db.execute("PRAGMA user_version = 1")
     db.commit()
     db.close()
+    os.chown(state / FILE_NAME, *owner)
 
 
 def schema(state: Path) -> tuple[int, list]:
@@ -305,63 +321,98 @@ def test_the_unit_sandbox_exposure_stays_at_or_below_2(installed):
     assert exposure <= 2.0, done.stdout[-2000:]
 
 
+def owners(state: Path) -> set[tuple[int, int]]:
+    return {(p.stat().st_uid, p.stat().st_gid) for p in state.iterdir() if p.name.startswith("sales.sqlite3")}
+
+
 def test_upgrade_waits_for_the_live_sale_rolls_back_a_failed_start_and_keeps_the_journal(
         installed, newer_checkout, tmp_path, emulator, printer):
     root = copy_of(installed, tmp_path)
     fake = tmp_path / "fake"
     env = booted(root, fake, "active")
     state = root / "var/lib/mpqr-kiosk"
-    old_journal(state)
+    daemon_user = ids(root)
+    old_journal(state, daemon_user)
     old = os.readlink(root / "opt/mpqr-kiosk/current")
-
-    # 1. A sale is live on the running daemon: the installer builds, waits, gives up, restarts nothing.
     (tmp_path / "daemon").mkdir()
     daemon = Daemon(tmp_path / "daemon", emulator, printer)
     shutil.copy(daemon.config, root / "etc/mpqr-kiosk/kiosk.toml")  # the status the installer asks for
     try:
+        # 0. The service is up but its daemon does not answer: that is not "idle".
+        done = run(root, "--wait", "3", src=newer_checkout, env=env)
+        assert done.returncode == 75, done.stderr
+        assert "waiting for the daemon's answer (it does not say whether a sale is live)" in done.stderr
+        assert "no answer from the daemon on its sales after 3s: nothing was restarted" in done.stderr
+        assert os.readlink(root / "opt/mpqr-kiosk/current") == old
+
+        # 1. A sale is live: the installer builds, waits, gives up, restarts nothing.
         daemon.start()
         reference = daemon.sale("21.50")
         assert daemon.until(lambda: daemon.state_of(reference) == "waiting")
         done = run(root, "--wait", "4", src=newer_checkout, env=env)
         assert done.returncode == 75, done.stderr
-        assert f"waiting for the sale {reference} to end" in done.stderr
+        assert f"waiting for the sale {reference} before restarting" in done.stderr
         assert f"the sale {reference} is still live after 4s: nothing was restarted" in done.stderr
         assert os.readlink(root / "opt/mpqr-kiosk/current") == old
         assert "stop" not in (fake / "calls").read_text().split()  # the daemon kept running
         assert schema(state)[0] == 1
+        daemon.control("cancel")
+        assert daemon.until(lambda: daemon.state_of(reference) == "cancelled")
+
+        # 2. Idle now, but the new version fails under systemd: back to the old one, journal as it was.
+        done = run(root, src=newer_checkout, env={**env, "FAIL_VERSION": "0.1.1"})
+        assert done.returncode == 1, done.stderr
+        assert "the new version did not start: going back to" in done.stderr
+        assert "upgrade to 0.1.1-" in done.stderr and "failed; the box runs" in done.stderr
+        assert os.readlink(root / "opt/mpqr-kiosk/current") == old
+        assert (fake / "state").read_text().strip() == "active"  # the old one started again
+        assert schema(state) == (1, [("mpqr-old-1", "paid", 2150, "p1", "printed")])
+        calls = [line.split()[0] for line in (fake / "calls").read_text().splitlines()]
+        assert [c for c in calls if c in ("stop", "start", "reset-failed")] == [
+            "stop", "start", "stop", "reset-failed", "start"]  # new failed, old back
+        assert calls.index("daemon-reload") > calls.index("stop")  # the new unit only once the old one stopped
+
+        # 3. It works: switched, previous kept for the next rollback, journal untouched until the new daemon
+        #    opens (and migrates) it, every file still the daemon user's.
+        done = run(root, src=newer_checkout, env=env)
+        assert done.returncode == 0, done.stderr
     finally:
         daemon.close()
-
-    # 2. Idle now, but the new version fails under systemd: back to the old one, journal as it was.
-    done = run(root, src=newer_checkout, env={**env, "FAIL_VERSION": "0.1.1"})
-    assert done.returncode == 1, done.stderr
-    assert "the new version did not start: going back to" in done.stderr
-    assert "upgrade to 0.1.1-" in done.stderr and "failed; the box runs" in done.stderr
-    assert os.readlink(root / "opt/mpqr-kiosk/current") == old
-    assert (fake / "state").read_text().strip() == "active"  # the old one started again
-    assert schema(state) == (1, [("mpqr-old-1", "paid", 2150, "p1", "printed")])
-    calls = [line.split()[0] for line in (fake / "calls").read_text().splitlines()]
-    assert calls[-3:] == ["stop", "start", "start"]
-
-    # 3. It works: switched, previous kept for the next rollback, journal migrated with every sale.
-    done = run(root, src=newer_checkout, env=env)
-    assert done.returncode == 0, done.stderr
     current = os.readlink(root / "opt/mpqr-kiosk/current")
     assert current.startswith("venvs/0.1.1-") and os.readlink(root / "opt/mpqr-kiosk/previous") == old
-    assert schema(state) == (len(MIGRATIONS), [("mpqr-old-1", "paid", 2150, "p1", "printed")])
-    uid, gid = ids(root)
-    assert (state / FILE_NAME).stat().st_uid == uid
+    assert (fake / "state").read_text().strip() == "active"
+    assert schema(state)[0] == 1 and owners(state) == {daemon_user}
     snapshot = next(state.glob("sales.before-0.1.1-*.sqlite3"))
     assert stat.filemode(snapshot.stat().st_mode) == "-rw-------"
-    assert (fake / "state").read_text().strip() == "active"
-    assert sorted(p.name for p in (root / "opt/mpqr-kiosk/venvs").iterdir()) == sorted(
-        [current[6:], old[6:]])
+    assert sorted(p.name for p in (root / "opt/mpqr-kiosk/venvs").iterdir()) == sorted([current[6:], old[6:]])
     loaded = subprocess.run(
         [str(root / "opt/mpqr-kiosk" / current / "bin/python"), "-c",
          "import sys, json; from mpqr_kiosk.journal import Journal; s = Journal(sys.argv[1]).get('mpqr-old-1');"
          " print(json.dumps([s.state.value, s.paid_amount]))", str(state)],
-        capture_output=True, text=True, timeout=60)
+        capture_output=True, text=True, timeout=60, cwd="/")
     assert json.loads(loaded.stdout) == ["paid", 2150], loaded.stderr
+    assert schema(state) == (len(MIGRATIONS), [("mpqr-old-1", "paid", 2150, "p1", "printed")])
+
+
+def test_a_release_that_cannot_migrate_the_journal_never_takes_over(installed, tmp_path_factory, tmp_path):
+    broken = release(tmp_path_factory, "0.1.2")
+    journal_py = broken / "mpqr_kiosk" / "journal.py"
+    journal_py.write_text(journal_py.read_text().replace(
+        '    CREATE INDEX sales_watch ON sales (watch_until) WHERE watch_until > 0;\n    """,\n)',
+        '    CREATE INDEX sales_watch ON sales (watch_until) WHERE watch_until > 0;\n    """,\n'
+        '    "ALTER TABLE no_such_table ADD COLUMN x TEXT;",\n)'))
+    root = copy_of(installed, tmp_path)
+    env = booted(root, tmp_path / "fake", "active")
+    state = root / "var/lib/mpqr-kiosk"
+    old_journal(state, ids(root))
+    old = os.readlink(root / "opt/mpqr-kiosk/current")
+    done = run(root, "--now", src=broken, env=env)
+    assert done.returncode == 1
+    assert "0.1.2-" in done.stderr and "cannot migrate the journal" in done.stderr
+    assert "stopped half-way: back to" in done.stderr
+    assert os.readlink(root / "opt/mpqr-kiosk/current") == old
+    assert (tmp_path / "fake/state").read_text().strip() == "active"
+    assert schema(state) == (1, [("mpqr-old-1", "paid", 2150, "p1", "printed")])
 
 
 def test_uninstall_keeps_the_config_and_journal_and_purge_removes_them(installed, tmp_path):
@@ -376,7 +427,15 @@ def test_uninstall_keeps_the_config_and_journal_and_purge_removes_them(installed
     assert (root / "etc/mpqr-kiosk/access_token").read_text() == TOKEN + "\n"
     assert schema(root / "var/lib/mpqr-kiosk")[1] == [("mpqr-old-1", "paid", 2150, "p1", "printed")]
     assert "--purge removes them" in done.stderr
+    db = sqlite3.connect(root / "var/lib/mpqr-kiosk" / FILE_NAME)
+    db.execute("UPDATE sales SET state = 'review'")
+    db.commit()
+    db.close()
     done = run(root, "--uninstall", "--purge")
+    assert done.returncode == 1
+    assert "not purging: these sales are not finished: mpqr-old-1 (review)" in done.stderr
+    assert (root / "etc/mpqr-kiosk/access_token").exists()
+    done = run(root, "--uninstall", "--purge", "--now")
     assert done.returncode == 0
     assert not (root / "etc/mpqr-kiosk").exists() and not (root / "var/lib/mpqr-kiosk").exists()
 
@@ -388,3 +447,8 @@ def test_help_and_bad_options():
     assert done.returncode == 2 and "--purge goes with --uninstall" in done.stderr
     done = subprocess.run(["bash", str(INSTALL), "--frobnicate"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "unknown option --frobnicate" in done.stderr
+    for args, message in ((["--root="], "--root needs a value"), (["--root"], "--root needs a value"),
+                          (["--root", "/dev/null/x"], "--root /dev/null/x: cannot create that directory"),
+                          (["--token-file"], "--token-file needs a value")):
+        done = subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
