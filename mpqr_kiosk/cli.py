@@ -66,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     journal_commands.add_days(sales)
     sales.add_argument("--state", choices=journal_commands.STATES, help="only the sales in this state")
     sales.add_argument("--ref", metavar="REF", help="one sale (its external_reference), with its whole history")
+    from mpqr_kiosk import reconcile
+
+    reconcile.add_arguments(commands.add_parser(
+        "reconcile", help="the day's journal beside Mercado Pago's payments for this POS; exit 4 on a difference",
+        description="Reads the day's payments from Mercado Pago (GET /v1/payments/search) and lists, beside the "
+                    "journal: money Mercado Pago approved for this POS that no paid sale shows (a late payment, "
+                    "a sale from before a reinstall), paid sales Mercado Pago does not show approved, amounts "
+                    "that differ and refunds seen on one side only. Exit 0 when everything matches, 4 on any "
+                    "difference, 75 when Mercado Pago cannot be read."))
     preview = commands.add_parser("preview", help="render every screen and a sample receipt to PNG")
     preview.add_argument("--out", type=Path, default=Path("preview-out"), metavar="DIR")
     diag = commands.add_parser("diagnostics", help="a support bundle with secrets redacted")
@@ -118,6 +127,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mpqr_kiosk import journal_commands
 
         return journal_commands.run(command, args)
+    if command == "reconcile":
+        from mpqr_kiosk import reconcile
+
+        return reconcile.run(args)
     if command == "preview":
         from mpqr_kiosk import preview
 

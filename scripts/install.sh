@@ -110,7 +110,7 @@ preflight() {
 }
 
 debian_packages() {
-  local wanted=("${!DEBIAN_WHY[@]}" systemd) missing
+  local wanted=("${!DEBIAN_WHY[@]}") missing
   mapfile -t missing < <(debian_missing "${wanted[@]}")
   ((${#missing[@]})) || return 0
   if [[ -n $ROOT ]]; then

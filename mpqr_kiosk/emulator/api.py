@@ -132,6 +132,7 @@ ROUTES = [
         lambda e, r, u, p: json_response(201, e.instore.refund_payment(u, p["id"], r.json())),
         "refund",
     ),
+    _route("GET", r"/v1/payments/search", lambda e, r, u, p: json_response(200, e.search_payments(u, r.query)), "read"),
     _route(
         "GET",
         r"/v1/payments/(?P<id>[^/]+)",

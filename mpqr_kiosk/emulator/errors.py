@@ -15,9 +15,11 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def legacy(status: int, error: str, message: str) -> ApiError:
-    """The legacy APIs' error: ``{"message", "error", "status", "cause": []}``."""
-    return ApiError(status, {"message": message, "error": error, "status": status, "cause": []})
+def legacy(status: int, error: str, message: str, code: int | None = None) -> ApiError:
+    """The legacy APIs' error: ``{"message", "error", "status", "cause": []}``; the Payments API names a
+    numbered cause (``{"code": 1001, "description": …}``)."""
+    cause = [{"code": code, "description": message}] if code is not None else []
+    return ApiError(status, {"message": message, "error": error, "status": status, "cause": cause})
 
 
 def orders(status: int, code: str, message: str) -> ApiError:

@@ -61,6 +61,12 @@ class Instore:
     def merchant_orders(self) -> list[dict[str, Any]]:
         return list(self._mos.values())
 
+    def payments(self, user_id: int) -> list[dict[str, Any]]:
+        """Every payment of the seller's merchant orders as ``GET /v1/payments/{id}`` shows it."""
+        return [{**payment, "external_reference": mo["external_reference"], "collector_id": user_id,
+                 "order": {"id": mo["id"], "type": "mercadopago"}}
+                for mo in self._mos.values() if mo["collector"]["id"] == user_id for payment in mo["payments"]]
+
     def orders_put(self, external_reference: str) -> int:
         """How many different orders were put on a POS for one sale (a second one would be a second charge)."""
         with self.account.lock:

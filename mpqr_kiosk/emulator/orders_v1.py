@@ -19,7 +19,7 @@ from typing import Any
 from mpqr_kiosk.emulator import errors, validate
 from mpqr_kiosk.emulator.account import Account
 from mpqr_kiosk.emulator.points import Points
-from mpqr_kiosk.emulator.records import ISO3, V1Order, ulid_like, v1_time
+from mpqr_kiosk.emulator.records import ISO3, V1Order, legacy_time, ulid_like, v1_time
 
 ORDERS_SITES = ("MLB", "MLA", "MLC", "MLU")  # [C: R-create currency enum BRL, ARS, CLP, UYU; mp_api.md §12.2]
 SEARCH_WINDOW = 30 * 24 * 3600  # begin_date..end_date at most 30 days [C: R-search]
@@ -162,6 +162,29 @@ class OrdersV1:
                 self._refunded(order)
             return copy.deepcopy(order.data)
 
+    def payments(self, user_id: int) -> list[dict[str, Any]]:
+        """The seller's Orders-API payments as the Payments API shows them: an order's payment is a Payments
+        API payment whose id is the transaction's ``reference_id`` [C: G-pp-pt, refunds carry it]; the
+        statuses are the Payments API's words for the order's [inferred]."""
+        site = self.account.site
+        found = []
+        for order in self._v1.values():
+            payment = order.data["transactions"]["payments"][0]
+            if order.data["user_id"] != str(user_id) or "reference_id" not in payment:
+                continue
+            status = {"processed": "approved", "refunded": "refunded", "processing": "in_process"}.get(
+                payment["status"], "rejected")
+            found.append({
+                "id": int(payment["reference_id"]), "status": status, "status_detail": payment["status_detail"],
+                "transaction_amount": site.api_number(order.paid), "currency_id": site.currency,
+                "transaction_amount_refunded": site.api_number(order.refunded),
+                "date_created": legacy_time(order.attempts[-1]["t"]) if order.attempts else None,
+                "date_approved": legacy_time(order.approved_at) if order.approved_at else None,
+                "date_last_updated": order.data["last_updated_date"], "operation_type": "regular_payment",
+                "external_reference": order.data["external_reference"], "collector_id": user_id,
+                "order": {"id": order.data["id"], "type": "mercadopago"}})
+        return found
+
     # -- the buyer ------------------------------------------------------------------------------------
 
     def scan(self, order: V1Order, phone: str) -> dict[str, Any]:
@@ -227,6 +250,7 @@ class OrdersV1:
         return order
 
     def _approve(self, order: V1Order, now: float) -> None:
+        order.approved_at = now
         paid = self.account.site.api_string(order.paid)
         order.data.update(status="processed", status_detail="accredited", total_paid_amount=paid,
                           last_updated_date=v1_time(now))

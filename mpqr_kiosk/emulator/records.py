@@ -96,6 +96,7 @@ class V1Order:
     scans: int = 0
     phones: set[str] = field(default_factory=set)  # buyers who have its checkout open
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    approved_at: float = 0.0  # when its payment was approved
 
     def displaced(self) -> None:
         """Another order took the POS: this one stays created, unpayable, until it expires."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from mpqr_kiosk.core import sites
-from mpqr_kiosk.emulator import errors
+from mpqr_kiosk.emulator import errors, payment_search
 from mpqr_kiosk.emulator.account import Account
 from mpqr_kiosk.emulator.faults import Fault, Faults
 from mpqr_kiosk.emulator.instore import NO_ORDER, RESULTS, Instore
@@ -63,6 +63,13 @@ class Emulator:
     @property
     def site(self) -> sites.Site:
         return self.account.site
+
+    def search_payments(self, user_id: int, query: Mapping[str, str]) -> dict[str, Any]:
+        """``GET /v1/payments/search`` over both APIs' payments (see ``payment_search``)."""
+        with self.account.lock:
+            self.account.tick()
+            found = self.instore.payments(user_id) + self.orders.payments(user_id)
+            return copy.deepcopy(payment_search.search(found, query, self.account.clock()))
 
     @property
     def clock(self) -> Callable[[], float]:

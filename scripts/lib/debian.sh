@@ -8,6 +8,7 @@ declare -A DEBIAN_WHY=(
   [libusb-1.0-0]="USB printers (pyusb backend)"
   [libsystemd-dev]="systemd-python (journal handler, sd_notify); a pure-Python fallback is used without it"
   [pkg-config]="finding libsystemd when building systemd-python"
+  [systemd]="systemd-sysusers and systemctl, which scripts/install.sh (and its tests) use"
 )
 
 # debian_missing PACKAGE... : print those of the packages that are not installed

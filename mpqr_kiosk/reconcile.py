@@ -1,0 +1,206 @@
+"""``mpqr-kiosk reconcile``: one local day of the journal beside the payments Mercado Pago has for this POS.
+
+Mercado Pago's side comes from ``GET /v1/payments/search`` over the day's window (``range=date_created``,
+paged), keeping the payments whose ``external_reference`` is one of this POS's (``POS-…``, as every sale's
+reference starts) or one of the day's sales. Differences, each of which exits 4:
+
+- money without a paid sale: Mercado Pago approved money for a reference the journal does not show as paid
+  (no such sale: one from before a reinstall; or one the journal ended as cancelled, expired or failed);
+- paid here, not approved there: the journal shows a sale paid that Mercado Pago has no approved payment for;
+- amounts that differ: approved at Mercado Pago is not what the journal took;
+- a refund on one side only.
+
+A sale in REVIEW is already waiting for a person and a live sale is still being decided: both are listed,
+neither is a difference."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+
+from mpqr_kiosk import config as cfg
+from mpqr_kiosk import exits
+from mpqr_kiosk.core.model import Sale, SaleState
+from mpqr_kiosk.core.sites import Site, site
+from mpqr_kiosk.journal import Journal, JournalError
+from mpqr_kiosk.mercadopago.errors import ApiError, Unauthorized
+from mpqr_kiosk.mercadopago.http import HttpClient
+from mpqr_kiosk.report import local_day, sale_day
+from mpqr_kiosk.token import load_token
+
+PAGE = 100  # payments per search page
+LIVE = frozenset({SaleState.PUSHING, SaleState.WAITING, SaleState.CANCELLING})
+UNPAID = frozenset({SaleState.CANCELLED, SaleState.EXPIRED, SaleState.FAILED})
+
+
+@dataclass(frozen=True)
+class MpPayment:
+    id: str
+    status: str
+    amount: int  # minor units
+    refunded: int
+    reference: str
+    at: float  # approved (else created), Unix seconds
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: str  # one of KINDS
+    reference: str
+    journal: str  # the sale's state in the journal, or "absent"
+    journal_amount: int
+    mp_amount: int  # approved at Mercado Pago
+    payments: tuple[str, ...]
+
+    @property
+    def different(self) -> bool:
+        return self.kind in DIFFERENCES
+
+
+KINDS = {
+    "money_without_sale": "MONEY WITHOUT A PAID SALE",
+    "paid_not_approved": "PAID HERE, NOT APPROVED AT MERCADO PAGO",
+    "amount_differs": "AMOUNTS DIFFER",
+    "refund_not_at_mp": "REFUNDED HERE, STILL APPROVED AT MERCADO PAGO",
+    "refunded_at_mp": "REFUNDED AT MERCADO PAGO, PAID HERE",
+    "review": "in review (mpqr-kiosk review)",
+    "live": "still live",
+    "ok": "ok",
+}
+DIFFERENCES = frozenset(list(KINDS)[:5])
+
+
+def _seconds(text: str | None) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else 0.0
+
+
+def fetch(client: HttpClient, the_site: Site, begin: float, end: float) -> list[MpPayment]:
+    """Every payment created from ``begin`` to ``end``, page by page."""
+    found: list[MpPayment] = []
+    offset = 0
+    while True:
+        answer = client.request("GET", "/v1/payments/search", params={
+            "range": "date_created", "sort": "date_created", "criteria": "asc", "limit": PAGE, "offset": offset,
+            "begin_date": _iso(begin), "end_date": _iso(end)})
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list):
+            raise ValueError("the payments search answered without a list of results")
+        for p in results:
+            if isinstance(p, dict) and p.get("id") is not None:
+                found.append(MpPayment(
+                    id=str(p["id"]), status=str(p.get("status", "")),
+                    amount=the_site.from_api(p.get("transaction_amount") or 0),
+                    refunded=the_site.from_api(p.get("transaction_amount_refunded") or 0),
+                    reference=str(p.get("external_reference") or ""),
+                    at=_seconds(p.get("date_approved")) or _seconds(p.get("date_created"))))
+        offset += len(results)
+        total = (answer.get("paging") or {}).get("total", 0)
+        if not results or offset >= total or offset >= 10_000:
+            return found
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="milliseconds")
+
+
+def compare(sales: list[Sale], payments: list[MpPayment], prefix: str, day: date, zone: tzinfo | None) -> list[Line]:
+    """The day's lines, differences first."""
+    ours = {s.reference: s for s in sales if sale_day(s, zone) == day}
+    by_reference: dict[str, list[MpPayment]] = defaultdict(list)
+    for p in payments:
+        if p.reference in ours or (p.reference.startswith(prefix) and local_day(p.at, zone) == day):
+            by_reference[p.reference].append(p)
+    known = {s.reference: s for s in sales}
+    lines = []
+    for reference in sorted(set(ours) | set(by_reference)):
+        sale = ours.get(reference) or known.get(reference)
+        mp = by_reference.get(reference, [])
+        approved = sum(p.amount - p.refunded for p in mp if p.status == "approved")
+        refunded = sum(p.refunded or p.amount for p in mp if p.status == "refunded" or p.refunded)
+        ids = tuple(p.id for p in mp)
+        state = sale.state if sale else None
+        taken = (sale.paid_amount or sale.total) if sale else 0
+        if state is SaleState.REVIEW:
+            kind = "review"
+        elif state in LIVE:
+            kind = "live"
+        elif state is None or state in UNPAID:
+            kind = "money_without_sale" if approved else "ok"
+        elif state is SaleState.REFUNDED:
+            kind = "refund_not_at_mp" if approved else "ok"
+        elif not approved:
+            kind = "refunded_at_mp" if refunded and state is SaleState.PAID else (
+                "ok" if refunded else "paid_not_approved")
+        else:
+            kind = "amount_differs" if approved != taken else "ok"
+        lines.append(Line(kind, reference, state.value if state else "absent", taken if state else 0, approved, ids))
+    return sorted(lines, key=lambda line: (not line.different, line.kind != "review", line.reference))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="the day (default: today, shop time)")
+    parser.add_argument("--json", action="store_true", help="JSON for a script")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write it as YYYY-MM-DD") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = cfg.load(args.config)
+        token = load_token(config.mercadopago, config.path)
+        journal = Journal.reader(config.state.dir)
+    except (cfg.ConfigError, JournalError) as exc:
+        sys.stderr.write(f"mpqr-kiosk: {exc}\n")
+        return exits.CONFIG
+    mp, zone = config.mercadopago, cfg.zone(config.shop.timezone)
+    the_site = site(mp.site)
+    day = args.date or datetime.now(zone).date()
+    begin = datetime.combine(day - timedelta(days=1), time(), zone).timestamp()
+    end = datetime.combine(day + timedelta(days=2), time(), zone).timestamp()
+    try:
+        sales = journal.between(begin - 86400, end + 86400)
+    finally:
+        journal.close()
+    try:
+        payments = fetch(HttpClient(mp.api_base, token), the_site, begin, end)
+    except Unauthorized as exc:
+        sys.stderr.write(f"mpqr-kiosk reconcile: Mercado Pago refused the token: {exc}\n")
+        return exits.CONFIG
+    except (ApiError, ValueError) as exc:
+        sys.stderr.write(f"mpqr-kiosk reconcile: cannot read Mercado Pago's payments: {exc}; try again\n")
+        return exits.TEMPFAIL
+    lines = compare(sales, payments, f"{mp.external_pos_id}-", day, zone)
+    differences = [line for line in lines if line.different]
+    if args.json:
+        sys.stdout.write(json.dumps({"date": day.isoformat(), "site": mp.site, "pos": mp.external_pos_id,
+                                     "differences": len(differences),
+                                     "lines": [asdict(line) | {"different": line.different} for line in lines]},
+                                    ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(_text(day, mp.external_pos_id, the_site, lines, len(payments)))
+    return exits.CHECK if differences else exits.OK
+
+
+def _text(day: date, pos: str, the_site: Site, lines: list[Line], searched: int) -> str:
+    money = the_site.format
+    out = [f"reconcile {day.isoformat()}  {the_site.id}  POS {pos}: {len(lines)} sales or payments "
+           f"({searched} payments searched at Mercado Pago)"]
+    for line in lines:
+        if line.kind == "ok":
+            continue
+        ids = f" (payments {', '.join(line.payments)})" if line.payments else ""
+        out.append(f"{'DIFFERENT' if line.different else 'note':<9}  {KINDS[line.kind]}: {line.reference}  "
+                   f"journal {line.journal} {money(line.journal_amount)}, Mercado Pago approved "
+                   f"{money(line.mp_amount)}{ids}")
+    count = sum(line.different for line in lines)
+    out.append(f"{count} difference{'s' if count != 1 else ''}" if count else "everything matches")
+    return "\n".join(out) + "\n"
