@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 from gpiozero.pins import Factory
 
-from mpqr_kiosk.config import Config, ConfigError, DisplayConfig, MercadoPagoConfig, PrinterConfig
+from mpqr_kiosk.config import Config, ConfigError, DisplayConfig, MercadoPagoConfig, PrinterConfig, zone
 from mpqr_kiosk.core.events import BadScan, Key, Scan
 from mpqr_kiosk.core.kiosk import Kiosk
 from mpqr_kiosk.core.model import Item, Shop
@@ -89,7 +89,7 @@ def build(config: Config, token: str, catalog: Mapping[str, Item], clock: Clock 
     devices = Devices(display=display, printer=printer,
                       leds=Leds(leds.green, leds.yellow, leds.red, leds.buzzer, pin_factory=pin_factory))
     runtime = Runtime(kiosk, backend_of(mp, token, config.shop.name), Journal(config.state.dir), devices,
-                      shop_of(config), the_site)
+                      shop_of(config), the_site, zone(config.shop.timezone))
     with section(config, "input"):
         devices.inputs = inputs_of(config, runtime.post, pin_factory)
     return runtime

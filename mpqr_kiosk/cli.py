@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                     "expired sales, sales in REVIEW, receipts still queued, and what was sold. A sale counts "
                     "on the day of its payment on Mercado Pago's clock; a refund on the day it was asked for.")
     journal_commands.add_days(report)
+    report.add_argument("--print", action="store_true",
+                        help="print the day (--date, default today) on the receipt printer as a closing ticket, "
+                             "through the running daemon (the keypad's * * # on the idle screen does the same)")
     sales = commands.add_parser(
         "sales", help="the sales in the journal (time, items, total, state, payment, receipt), or one sale's history",
         description="Lists the sales of a day or range from the journal; --ref shows one sale whole, with "
@@ -123,6 +126,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mpqr_kiosk import provision
 
         return provision.run(args.config)
+    if command == "report" and args.print:
+        if args.first or args.last:
+            sys.stderr.write("mpqr-kiosk report: --print takes one day (--date), not a range\n")
+            return exits.USAGE
+        return _control(args)
     if command in ("report", "sales"):
         from mpqr_kiosk import journal_commands
 
@@ -151,8 +159,10 @@ def _control(args: argparse.Namespace) -> int:
         message["amount"] = args.amount
     if args.command in ("reprint", "refund") and args.reference:
         message["reference"] = args.reference
+    if args.command == "report":
+        message["date"] = args.date.isoformat() if args.date else None
     try:
-        answer = request(config.control.socket, message)
+        answer = request(config.control.socket, message, timeout=75.0 if args.command == "report" else 60.0)
     except (FileNotFoundError, ConnectionRefusedError):
         sys.stderr.write(f"mpqr-kiosk: the daemon is not running (no control socket at {config.control.socket})\n")
         return exits.TEMPFAIL

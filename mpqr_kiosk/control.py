@@ -3,8 +3,9 @@
 ``mpqr-kiosk status|sale|cancel|reprint|refund|review`` are its clients (remote maintenance over SSH, and how
 scripted tests drive the daemon). Requests: ``{"command": "status"}``, ``{"command": "sale", "amount":
 "12.50"}``, ``{"command": "cancel"}``, ``{"command": "reprint", "reference": "…"}``, ``{"command":
-"refund", "reference": "…"}``, ``{"command": "review"}``, ``{"command": "hint"}`` (a notification arrived:
-read now). Answers always carry ``"ok"``; failures carry ``"error"``; every string is redacted.
+"refund", "reference": "…"}``, ``{"command": "review"}``, ``{"command": "report", "date": "YYYY-MM-DD"}``
+(print that day's closing ticket; no date: today), ``{"command": "hint"}`` (a notification arrived: read now).
+Answers always carry ``"ok"``; failures carry ``"error"``; every string is redacted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import socketserver
 import threading
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST = 4096
 REFUND_TIMEOUT = 40.0
+REPORT_TIMEOUT = 60.0  # the printer finishes the receipts queued before the ticket first
 CLIENT_TIMEOUT = 10.0
 REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -126,6 +129,17 @@ class Commands:
         if not reply.ok:
             return {"ok": False, "error": reply.reason}
         return {"ok": True, "reference": sale.reference, "note": "a COPY is queued for the printer"}
+
+    def do_report(self, request: dict) -> dict:
+        """Print a day's closing ticket; the answer comes once it is printed (or could not be)."""
+        text = request.get("date")
+        if text is not None and not (isinstance(text, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text)):
+            raise ValueError("date is YYYY-MM-DD")
+        day = date.fromisoformat(text) if text else None
+        reply = self.runtime.ask(lambda request_id: ev.ReportRequested(day, request_id), timeout=REPORT_TIMEOUT)
+        if not reply.ok:
+            return {"ok": False, "error": reply.reason}
+        return {"ok": True, "note": f"the closing ticket of {text or 'today'} is printed"}
 
     def do_refund(self, request: dict) -> dict:
         reference = request.get("reference")

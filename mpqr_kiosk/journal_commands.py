@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import sys
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk import exits, report
@@ -49,12 +49,6 @@ def _days(args: argparse.Namespace, zone: tzinfo | None) -> tuple[date, date]:
     return first, last
 
 
-def _window(first: date, last: date, zone: tzinfo | None) -> tuple[float, float]:
-    """Unix seconds that surely hold those local days, whatever the zone (a day's margin either side)."""
-    start = datetime.combine(first - timedelta(days=1), time(), zone).timestamp()
-    return start, datetime.combine(last + timedelta(days=2), time(), zone).timestamp()
-
-
 def _open(args: argparse.Namespace):
     config = cfg.load(args.config)
     zone = cfg.zone(config.shop.timezone)
@@ -75,7 +69,7 @@ def run(command: str, args: argparse.Namespace) -> int:
         if command == "sales" and args.ref:
             return _one_sale(journal, args, zone)
         first, last = _days(args, zone)
-        sales = journal.between(*_window(first, last, zone))
+        sales = journal.between(*report.window(first, last, zone))
         if command == "report":
             timelines = {s.reference: journal.timeline(s.reference) for s in sales if s.state in report.REFUNDS}
             days = report.build(sales, timelines, zone, first, last, config.mercadopago.site)

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from mpqr_kiosk.core.model import Sale, Shop
 from mpqr_kiosk.core.sites import Site
+from mpqr_kiosk.report import DayReport
 from mpqr_kiosk.screens import font
 
 if TYPE_CHECKING:
@@ -100,6 +101,51 @@ def build_receipt(sale: Sale, shop: Shop, site: Site, printed_at: datetime, copy
         *marker,
     ]
     return Receipt(tuple(lines), qr=sale.reference)
+
+
+REPORT_LABELS: dict[str, dict[str, str]] = {
+    "pt": {"title": "FECHAMENTO DO DIA", "not_receipt": "RELATÓRIO - NÃO É RECIBO", "day": "Dia",
+           "printed": "Impresso", "paid": "Vendas pagas", "taken": "Recebido", "refunds": "Estornos",
+           "net": "Líquido", "cancelled": "Canceladas", "expired": "Expiradas", "review": "EM REVISÃO",
+           "queued": "Recibos pendentes", "sold": "Vendido", "keyed": "Valores digitados"},
+    "es": {"title": "CIERRE DEL DÍA", "not_receipt": "INFORME - NO ES COMPROBANTE", "day": "Día",
+           "printed": "Impreso", "paid": "Ventas pagadas", "taken": "Cobrado", "refunds": "Devoluciones",
+           "net": "Neto", "cancelled": "Canceladas", "expired": "Vencidas", "review": "EN REVISIÓN",
+           "queued": "Recibos pendientes", "sold": "Vendido", "keyed": "Importes digitados"},
+}
+
+
+def build_closing_ticket(day: DayReport, shop: Shop, site: Site, printed_at: datetime) -> Receipt:
+    """The day's closing ticket: its own layout, marked as a report at its top and bottom (and without a
+    reference, a payment or a QR), so that nobody takes it for a sale's receipt."""
+    t = REPORT_LABELS["pt" if site.language == "pt" else "es"]
+    rule = Line(rule=True)
+    marker = [Line(f"*** {t['title']} ***", bold=True, center=True),  # fits 58 mm paper (32 columns)
+              Line(t["not_receipt"], bold=True, center=True)]
+    sold = [Line(f"{i.quantity} x {i.title}", site.format(i.amount))
+            for i in sorted(day.items.values(), key=lambda i: (-i.amount, i.title))]
+    if day.keyed:
+        sold.append(Line(t["keyed"], site.format(day.keyed)))
+    lines = [
+        *marker,
+        *([Line(shop.name, center=True)] if shop.name else []),
+        rule,
+        Line(t["day"], day.day.strftime("%d/%m/%Y")),
+        Line(t["printed"], printed_at.strftime("%d/%m/%Y %H:%M")),
+        rule,
+        Line(f"{t['paid']}: {len(day.paid)}", site.format(day.taken)),
+        Line(f"{t['refunds']}: {len(day.refunds)}", site.format(-day.refunded) if day.refunded else site.format(0)),
+        Line(t["net"], site.format(day.net), bold=True),
+        Line(f"{t['cancelled']}: {len(day.cancelled)}"),
+        Line(f"{t['expired']}: {len(day.expired)}"),
+        *([Line(f"{t['review']}: {len(day.review)}", bold=True), *(Line(f"  {ref}") for ref in day.review)]
+          if day.review else []),
+        *([Line(f"{t['queued']}: {len(day.unprinted)}")] if day.unprinted else []),
+        *([rule, Line(t["sold"], bold=True), *sold] if sold else []),
+        rule,
+        *marker,
+    ]
+    return Receipt(tuple(lines))
 
 
 def rows(line: Line, columns: int) -> list[str]:

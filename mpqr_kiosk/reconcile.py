@@ -20,7 +20,7 @@ import json
 import sys
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk import exits
@@ -29,7 +29,7 @@ from mpqr_kiosk.core.sites import Site, site
 from mpqr_kiosk.journal import Journal, JournalError
 from mpqr_kiosk.mercadopago.errors import ApiError, Unauthorized
 from mpqr_kiosk.mercadopago.http import HttpClient
-from mpqr_kiosk.report import local_day, sale_day
+from mpqr_kiosk.report import local_day, sale_day, window
 from mpqr_kiosk.token import load_token
 
 PAGE = 100  # payments per search page
@@ -164,8 +164,7 @@ def run(args: argparse.Namespace) -> int:
     mp, zone = config.mercadopago, cfg.zone(config.shop.timezone)
     the_site = site(mp.site)
     day = args.date or datetime.now(zone).date()
-    begin = datetime.combine(day - timedelta(days=1), time(), zone).timestamp()
-    end = datetime.combine(day + timedelta(days=2), time(), zone).timestamp()
+    begin, end = window(day, day, zone)
     try:
         sales = journal.between(begin - 86400, end + 86400)
     finally:

@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from functools import partial
 
 from mpqr_kiosk.core.model import ReceiptState, Sale, SaleState
@@ -56,6 +56,13 @@ class DayReport:
     @property
     def net(self) -> int:
         return self.taken - self.refunded
+
+
+def window(first: date, last: date, zone: tzinfo | None) -> tuple[float, float]:
+    """Unix seconds that surely hold the local days ``first`` to ``last``, whatever the zone and whichever
+    clock a sale's day comes from (a day's margin either side)."""
+    start = datetime.combine(first - timedelta(days=1), time(), zone).timestamp()
+    return start, datetime.combine(last + timedelta(days=2), time(), zone).timestamp()
 
 
 def local_day(seconds: float, zone: tzinfo | None) -> date:

@@ -14,8 +14,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 
+from mpqr_kiosk import report
 from mpqr_kiosk.core import actions as act
 from mpqr_kiosk.core import events as ev
 from mpqr_kiosk.core.kiosk import Kiosk, Status
@@ -24,7 +25,7 @@ from mpqr_kiosk.core.sites import Site
 from mpqr_kiosk.journal import Journal
 from mpqr_kiosk.mercadopago.errors import ApiError
 from mpqr_kiosk.ports import Backend, Display, Indicators, InputSource, Printer, PrinterError
-from mpqr_kiosk.receipt import build_receipt
+from mpqr_kiosk.receipt import build_closing_ticket, build_receipt
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +127,15 @@ class Runtime:
     """Runs the core against real or fake adapters. Other threads talk to it only through ``post`` (an
     event), ``ask`` (an event, then the core's ``Reply``) and ``status`` (the core's latest ``Status``)."""
 
-    def __init__(self, kiosk: Kiosk, backend: Backend, journal: Journal, devices: Devices, shop: Shop, site: Site):
+    def __init__(self, kiosk: Kiosk, backend: Backend, journal: Journal, devices: Devices, shop: Shop, site: Site,
+                 zone: tzinfo | None = None):
         self.kiosk = kiosk
         self.backend = backend
         self.journal = journal
         self.devices = devices
         self.shop = shop
         self.site = site
+        self.zone = zone  # the shop's time zone (None: the system's), for the day of a closing ticket
         self.events: queue.SimpleQueue[ev.Event] = queue.SimpleQueue()  # put() is safe from a signal handler
         self.api = Worker("mp-api", self.post)
         self.printer = Worker("printer", self.post)
@@ -203,6 +206,9 @@ class Runtime:
             case act.Print(sale, copy):
                 log.info("sale %s: printing the receipt%s", sale.reference, " (COPY)" if copy else "")
                 self.printer.submit(lambda sale=sale, copy=copy: self._print(sale, copy))
+            case act.PrintReport(day, request_id):
+                log.info("printing the closing ticket of %s", day or "today")
+                self.printer.submit(lambda day=day, request_id=request_id: self._print_report(day, request_id))
             case act.Show(screen):
                 self.devices.display.show(screen)
             case act.Light(pattern):
@@ -238,6 +244,26 @@ class Runtime:
         if after.online is False or after.paper == "out":
             return ev.PrintFailed(sale.reference, "the printer went offline or ran out of paper during the receipt")
         return ev.Printed(sale.reference)
+
+    def _print_report(self, day: date | None, request_id: str) -> ev.Event:
+        """The day's closing ticket from the journal, on the receipt printer (after any receipt before it)."""
+        day = day or datetime.now(self.zone).date()
+        try:
+            sales = self.journal.between(*report.window(day, day, self.zone))
+            timelines = {s.reference: self.journal.timeline(s.reference) for s in sales if s.state in report.REFUNDS}
+            days = report.build(sales, timelines, self.zone, day, day, self.site.id)
+            today = next(d for d in days if d.site == self.site.id)
+            status = self.devices.printer.status()
+            if status.online is False or status.paper == "out":
+                return ev.ReportPrinted(False, "printer out of paper" if status.paper == "out" else "printer offline",
+                                        request_id)
+            self.devices.printer.print(build_closing_ticket(today, self.shop, self.site, datetime.now(self.zone)))
+        except PrinterError as exc:
+            return ev.ReportPrinted(False, str(exc), request_id)
+        except Exception as exc:  # noqa: BLE001 - a report must never take the printer worker down
+            log.exception("the closing ticket failed")
+            return ev.ReportPrinted(False, str(exc) or type(exc).__name__, request_id)
+        return ev.ReportPrinted(True, request_id=request_id)
 
     def stop(self) -> None:
         self.api.stop()

@@ -508,7 +508,14 @@ def test_scanned_items_and_a_keyed_amount_make_one_sale():
 
 def test_multiply_without_a_number_is_an_error():
     rig = online()
+    rig.do(Scan(BREAD.code))
     assert rig.press(MULTIPLY) == [Sound(Beep.ERROR)]
+    assert rig.screen.kind is ScreenKind.ENTERING
+
+
+def test_a_star_on_the_idle_screen_starts_the_closing_ticket_sequence_and_shows_nothing_new():
+    rig = online()
+    assert rig.press(MULTIPLY) == [Sound(Beep.KEY)]
     assert rig.screen == Screen(ScreenKind.READY)
 
 

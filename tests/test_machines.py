@@ -66,7 +66,11 @@ def keyed(entry: Entry | None, *keys: str) -> Entry | None:
         ("S3*D", Entry((BREAD,), 0, 0)),
         ("SD", Entry((), 0, 0)),
         ("D", Entry()),
-        ("*", None),  # a multiplier needs a number
+        ("*", Entry(stars=1)),  # on an empty entry: the start of "* * #" (the closing ticket)
+        ("**", Entry(stars=2)),
+        ("***", None),
+        ("S*", None),  # a multiplier needs a number
+        ("*1", Entry((), 1, 0)),  # a digit ends "* * #"
         ("1234567890", None),  # nine digits at most
     ],
 )

@@ -4,6 +4,7 @@ adapters (``ports.py``) and feeds what happened back as events."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from mpqr_kiosk.core.model import Beep, LedPattern, Sale, Screen
 
@@ -68,6 +69,15 @@ class Print:
 
 
 @dataclass(frozen=True)
+class PrintReport:
+    """Print the closing ticket of ``day`` (None: today, shop time) from the journal; answers
+    ``ReportPrinted``. Not a receipt: it moves no sale."""
+
+    day: date | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
 class Show:
     """Draw this screen on the display."""
 
@@ -110,4 +120,5 @@ class Reply:
 ApiRequest = Push | Recover | Read | Cancel
 """The requests about a sale, carried out one at a time by the API worker."""
 
-Action = Save | Push | Recover | Read | Cancel | Refund | Probe | Print | Show | Light | Sound | Log | Reply
+Action = (Save | Push | Recover | Read | Cancel | Refund | Probe | Print | PrintReport | Show | Light | Sound | Log
+          | Reply)

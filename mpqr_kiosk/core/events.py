@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from mpqr_kiosk.core.model import Item, Observation, Sale
 from mpqr_kiosk.core.timing import Timing
@@ -81,6 +82,14 @@ class RefundRequested:
     """Refund a paid sale in full (``mpqr-kiosk refund``); ``sale`` as the journal has it."""
 
     sale: Sale
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ReportRequested:
+    """Print a day's closing ticket (``mpqr-kiosk report --print``); ``day`` None: today, shop time."""
+
+    day: date | None = None
     request_id: str = ""
 
 
@@ -174,6 +183,15 @@ class PrintFailed:
 
 
 @dataclass(frozen=True)
+class ReportPrinted:
+    """The answer to ``PrintReport``: the closing ticket came out, or why not."""
+
+    ok: bool
+    reason: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
 class Connectivity:
     """The answer to ``Probe``: can the Mercado Pago API be reached with our token right now?"""
 
@@ -188,5 +206,6 @@ SaleAnswer = Pushed | PushRefused | ApiUnsure | Observed | CancelSent
 
 Event = (
     Key | Scan | BadScan | Tick | ChargeRequested | CancelRequested | ReprintRequested | RefundRequested
-    | Reconfigure | Hint | SaleAnswer | Refunded | RefundFailed | Printed | PrintFailed | Connectivity
+    | ReportRequested | Reconfigure | Hint | SaleAnswer | Refunded | RefundFailed | Printed | PrintFailed
+    | ReportPrinted | Connectivity
 )

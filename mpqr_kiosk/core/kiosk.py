@@ -198,6 +198,10 @@ class Kiosk:
             entry = self._entry.delete()
         elif key == ev.CLEAR:
             entry = Entry()
+        elif key == ev.ENTER and self._entry.report_asked:
+            self._entry = Entry()
+            return [act.Sound(Beep.KEY), act.Log(logging.INFO, "closing ticket asked for at the keypad"),
+                    act.PrintReport()]
         elif key == ev.ENTER:
             return self._charge(self._entry.amount, lv.Origin.OPERATOR)
         if entry is None:
@@ -274,6 +278,15 @@ class Kiosk:
         self._ledger[sale.reference] = sale
         self._prints = self._prints.add(replace(sale, receipt=ReceiptState.PRINTED))
         return self._reply(event.request_id, True, reference=sale.reference)
+
+    def _on_report_requested(self, event: ev.ReportRequested) -> list[act.Action]:
+        return [act.PrintReport(event.day, event.request_id)]
+
+    def _on_report_printed(self, event: ev.ReportPrinted) -> list[act.Action]:
+        if not event.ok:
+            return [act.Log(logging.ERROR, f"closing ticket not printed: {event.reason}"),
+                    *self._reply(event.request_id, False, event.reason)]
+        return self._reply(event.request_id, True)
 
     def _on_refund_requested(self, event: ev.RefundRequested) -> list[act.Action]:
         sale = self._ledger.get(event.sale.reference, event.sale)
@@ -475,6 +488,8 @@ class Kiosk:
         ev.CancelRequested: _on_cancel_requested,
         ev.ReprintRequested: _on_reprint_requested,
         ev.RefundRequested: _on_refund_requested,
+        ev.ReportRequested: _on_report_requested,
+        ev.ReportPrinted: _on_report_printed,
         ev.Reconfigure: _on_reconfigure,
         ev.Hint: _on_hint,
         ev.Pushed: _on_sale_answer,
