@@ -89,7 +89,7 @@ def build(config: Config, token: str, catalog: Mapping[str, Item], clock: Clock 
     devices = Devices(display=display, printer=printer,
                       leds=Leds(leds.green, leds.yellow, leds.red, leds.buzzer, pin_factory=pin_factory))
     runtime = Runtime(kiosk, backend_of(mp, token, config.shop.name), Journal(config.state.dir), devices,
-                      shop_of(config), the_site, zone(config.shop.timezone))
+                      shop_of(config), the_site, zone(config.shop.timezone), config.state.retention_days)
     with section(config, "input"):
         devices.inputs = inputs_of(config, runtime.post, pin_factory)
     return runtime

@@ -98,6 +98,7 @@ class LedsConfig:
 @dataclass(frozen=True)
 class StateConfig:
     dir: str = "/var/lib/mpqr-kiosk"
+    retention_days: int = 400  # finished sales older than this leave the journal; their days' totals stay
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,8 @@ def _check(config: Config, path: str) -> None:
         ("shop.name", bool(config.shop.name.strip()), "must not be empty"),
         ("shop.latitude", -90 <= config.shop.latitude <= 90, "must be a latitude, -90 to 90"),
         ("shop.longitude", -180 <= config.shop.longitude <= 180, "must be a longitude, -180 to 180"),
+        ("state.retention_days", 30 <= config.state.retention_days <= 3650,
+         "must be between 30 and 3650 days (report, reconcile and refunds need at least the last month)"),
         ("shop.timezone", not config.shop.timezone or zone(config.shop.timezone) is not None,
          "unknown time zone: an IANA name such as \"America/Sao_Paulo\" (timedatectl list-timezones), "
          "or \"\" for the system's"),

@@ -11,6 +11,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,6 +58,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sales ADD COLUMN payments TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX sales_watch ON sales (watch_until) WHERE watch_until > 0;
     """,
+    # what is kept of a day once its old sales are pruned (retention_days): counts and totals, JSON
+    "CREATE TABLE daily_totals (day TEXT NOT NULL, site TEXT NOT NULL, totals TEXT NOT NULL, PRIMARY KEY (day, site));",
 )
 
 _COLUMNS = [f for f in Sale.__dataclass_fields__]
@@ -128,17 +132,23 @@ class Journal:
         names = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
         updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "reference")
+        with self._transaction():
+            self.db.execute(
+                f"INSERT INTO sales ({names}) VALUES ({marks}) ON CONFLICT (reference) DO UPDATE SET {updates}",
+                row,
+            )
+            self.db.execute(
+                "INSERT INTO history (reference, at, state, receipt) VALUES (?, ?, ?, ?)",
+                (sale.reference, row["updated_at"], row["state"], row["receipt"]),
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One durable commit, or nothing at all."""
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.execute(
-                    f"INSERT INTO sales ({names}) VALUES ({marks}) ON CONFLICT (reference) DO UPDATE SET {updates}",
-                    row,
-                )
-                self.db.execute(
-                    "INSERT INTO history (reference, at, state, receipt) VALUES (?, ?, ?, ?)",
-                    (sale.reference, row["updated_at"], row["state"], row["receipt"]),
-                )
+                yield
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
@@ -185,6 +195,30 @@ class Journal:
             "WHERE (created_at >= ? AND created_at < ?) OR (paid_at >= ? AND paid_at < ?) "
             "OR (updated_at >= ? AND updated_at < ?) OR (expires_at - ttl >= ? AND expires_at - ttl < ?) "
             "ORDER BY created_at", (start, end) * 4)
+
+    def prunable(self, before: float) -> list[Sale]:
+        """Finished sales last changed before ``before``: paid and printed, cancelled, expired, refused or
+        refunded, and no longer watched. Never one in review, live, unprinted or with a refund pending."""
+        return self._select(
+            "WHERE updated_at < ? AND watch_until = 0 AND (state IN (?, ?, ?, ?) OR (state = ? AND receipt = ?))",
+            (before, SaleState.CANCELLED, SaleState.EXPIRED, SaleState.FAILED, SaleState.REFUNDED, SaleState.PAID,
+             ReceiptState.PRINTED))
+
+    def archived(self, first: str = "", last: str = "9999") -> dict[tuple[str, str], dict]:
+        """The totals kept of pruned days, by (ISO day, site), from ``first`` to ``last``."""
+        with self.lock:
+            rows = self.db.execute("SELECT day, site, totals FROM daily_totals WHERE day >= ? AND day <= ?",
+                                   (first, last)).fetchall()
+        return {(day, site): json.loads(totals) for day, site, totals in rows}
+
+    def archive(self, references: list[str], totals: dict[tuple[str, str], dict]) -> None:
+        """In one commit: the days' ``totals`` replace theirs, and the ``references`` go with their history."""
+        rows = [(day, site, json.dumps(t, ensure_ascii=False)) for (day, site), t in totals.items()]
+        with self._transaction():
+            self.db.executemany("INSERT INTO daily_totals (day, site, totals) VALUES (?, ?, ?) "
+                                "ON CONFLICT (day, site) DO UPDATE SET totals = excluded.totals", rows)
+            self.db.executemany("DELETE FROM history WHERE reference = ?", [(r,) for r in references])
+            self.db.executemany("DELETE FROM sales WHERE reference = ?", [(r,) for r in references])
 
     def _select(self, where: str, params: tuple) -> list[Sale]:
         with self.lock:

@@ -69,13 +69,12 @@ def run(command: str, args: argparse.Namespace) -> int:
         if command == "sales" and args.ref:
             return _one_sale(journal, args, zone)
         first, last = _days(args, zone)
-        sales = journal.between(*report.window(first, last, zone))
         if command == "report":
-            timelines = {s.reference: journal.timeline(s.reference) for s in sales if s.state in report.REFUNDS}
-            days = report.build(sales, timelines, zone, first, last, config.mercadopago.site)
+            days = report.of_journal(journal, zone, first, last, config.mercadopago.site)
             render = report.as_json if args.json else report.as_csv if args.csv else report.as_text
             sys.stdout.write(render(days))
         else:
+            sales = journal.between(*report.window(first, last, zone))
             chosen = [s for s in sales if first <= report.sale_day(s, zone) <= last
                       and (not args.state or s.state.value == args.state)]
             sys.stdout.write(_sales(chosen, args, zone))

@@ -14,9 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from functools import partial
+from typing import TYPE_CHECKING
 
 from mpqr_kiosk.core.model import ReceiptState, Sale, SaleState
 from mpqr_kiosk.core.sites import SITES
+
+if TYPE_CHECKING:
+    from mpqr_kiosk.journal import Journal
 
 # states whose money was taken (a refund is reported on its own day)
 TAKEN = frozenset({SaleState.PAID, SaleState.REFUNDING, SaleState.REFUNDED})
@@ -52,10 +56,38 @@ class DayReport:
     live: list[str] = field(default_factory=list)  # not final yet when the report was made
     items: dict[str, ItemLine] = field(default_factory=dict)
     keyed: int = 0  # minor units of amounts keyed by the operator (no catalog product)
+    pruned: dict[str, int] = field(default_factory=dict)  # sales of these kinds no longer in the journal
 
     @property
     def net(self) -> int:
         return self.taken - self.refunded
+
+    def count(self, kind: str) -> int:
+        """How many sales of ``kind`` (paid, refunds, cancelled, expired, failed), pruned ones included."""
+        return len(getattr(self, kind)) + self.pruned.get(kind, 0)
+
+    def totals(self) -> dict:
+        """What the journal keeps of the day once its sales are pruned (``add`` puts it back)."""
+        return {"counts": {kind: self.count(kind) for kind in PRUNABLE}, "taken": self.taken,
+                "refunded": self.refunded, "keyed": self.keyed,
+                "items": {code: [i.title, i.quantity, i.amount] for code, i in self.items.items()}}
+
+    def add(self, totals: dict) -> None:
+        """Fold in the totals of sales pruned from the journal."""
+        for kind, number in totals["counts"].items():
+            if number:
+                self.pruned[kind] = self.pruned.get(kind, 0) + number
+        self.taken += totals["taken"]
+        self.refunded += totals["refunded"]
+        self.keyed += totals["keyed"]
+        for code, (title, quantity, amount) in totals["items"].items():
+            line = self.items.setdefault(code, ItemLine(code, title))
+            line.quantity += quantity
+            line.amount += amount
+
+
+PRUNABLE = ("paid", "refunds", "cancelled", "expired", "failed")
+"""The kinds of sale a day keeps only counts of once the sales are pruned (none that needs a person)."""
 
 
 def window(first: date, last: date, zone: tzinfo | None) -> tuple[float, float]:
@@ -63,6 +95,15 @@ def window(first: date, last: date, zone: tzinfo | None) -> tuple[float, float]:
     clock a sale's day comes from (a day's margin either side)."""
     start = datetime.combine(first - timedelta(days=1), time(), zone).timestamp()
     return start, datetime.combine(last + timedelta(days=2), time(), zone).timestamp()
+
+
+def of_journal(journal: Journal, zone: tzinfo | None, first: date, last: date, site: str) -> list[DayReport]:
+    """The days ``first`` to ``last`` from the journal: its sales, and the totals of those pruned."""
+    sales = journal.between(*window(first, last, zone))
+    timelines = {s.reference: journal.timeline(s.reference) for s in sales if s.state in REFUNDS}
+    archive = {(date.fromisoformat(day), other): totals
+               for (day, other), totals in journal.archived(first.isoformat(), last.isoformat()).items()}
+    return build(sales, timelines, zone, first, last, site, archive)
 
 
 def local_day(seconds: float, zone: tzinfo | None) -> date:
@@ -88,9 +129,10 @@ def refund_day(timeline: list[tuple[float, str, str]], zone: tzinfo | None) -> d
 
 
 def build(sales: Iterable[Sale], timelines: dict[str, list[tuple[float, str, str]]], zone: tzinfo | None,
-          first: date, last: date, site: str) -> list[DayReport]:
+          first: date, last: date, site: str, archive: dict[tuple[date, str], dict] | None = None) -> list[DayReport]:
     """The reports of the days ``first`` to ``last`` (inclusive): every day of ``site``, even when empty,
-    and the days another site sold on (a box whose site was changed)."""
+    and the days another site sold on (a box whose site was changed); ``archive`` holds the totals of the
+    sales pruned from the journal, by day and site."""
     days: dict[tuple[date, str], DayReport] = {}
 
     def day_of(day: date, site: str) -> DayReport | None:
@@ -115,6 +157,10 @@ def build(sales: Iterable[Sale], timelines: dict[str, list[tuple[float, str, str
     while day <= last:
         days.setdefault((day, site), DayReport(day, site))
         day += timedelta(days=1)
+    for (day, other), totals in (archive or {}).items():
+        report = day_of(day, other)
+        if report is not None:
+            report.add(totals)
     return [days[key] for key in sorted(days)]
 
 
@@ -160,14 +206,14 @@ def as_text(reports: list[DayReport]) -> str:
     for r in reports:
         m = partial(_money, r.site)
         out += [f"{r.day.isoformat()}  {r.site}",
-                f"  paid sales      {len(r.paid):>5}   taken {m(r.taken)}",
-                f"  refunds         {len(r.refunds):>5}   refunded {m(r.refunded)}"
+                f"  paid sales      {r.count('paid'):>5}   taken {m(r.taken)}",
+                f"  refunds         {r.count('refunds'):>5}   refunded {m(r.refunded)}"
                 + (f" (+{len(r.refunds_pending)} not yet confirmed)" if r.refunds_pending else ""),
                 f"  net                     {m(r.net)}",
-                f"  cancelled       {len(r.cancelled):>5}",
-                f"  expired         {len(r.expired):>5}"]
-        if r.failed:
-            out.append(f"  refused by MP   {len(r.failed):>5}")
+                f"  cancelled       {r.count('cancelled'):>5}",
+                f"  expired         {r.count('expired'):>5}"]
+        if r.count("failed"):
+            out.append(f"  refused by MP   {r.count('failed'):>5}")
         if r.review:
             out.append(f"  NEEDS REVIEW    {len(r.review):>5}   {', '.join(r.review)}  (mpqr-kiosk review)")
         if r.unprinted:
@@ -191,10 +237,13 @@ def as_json(reports: list[DayReport]) -> str:
         return {
             "date": r.day.isoformat(), "site": r.site,
             "currency": SITES[r.site].currency if r.site in SITES else "",
-            "paid": {"count": len(r.paid), "references": r.paid}, "taken": amount(r.taken),
-            "refunds": {"count": len(r.refunds), "references": r.refunds, "pending": r.refunds_pending},
+            "paid": {"count": r.count("paid"), "references": r.paid}, "taken": amount(r.taken),
+            "refunds": {"count": r.count("refunds"), "references": r.refunds, "pending": r.refunds_pending},
             "refunded": amount(r.refunded), "net": amount(r.net),
-            "cancelled": r.cancelled, "expired": r.expired, "failed": r.failed, "review": r.review,
+            "cancelled": {"count": r.count("cancelled"), "references": r.cancelled},
+            "expired": {"count": r.count("expired"), "references": r.expired},
+            "failed": {"count": r.count("failed"), "references": r.failed}, "review": r.review,
+            "pruned": dict(r.pruned),
             "receipts_queued": r.unprinted, "live": r.live,
             "items": [{"code": i.code, "title": i.title, "quantity": i.quantity, "amount": amount(i.amount)}
                       for i in sorted(r.items.values(), key=lambda i: (-i.amount, i.title))],
@@ -213,7 +262,8 @@ def as_csv(reports: list[DayReport]) -> str:
     writer.writerow(CSV_COLUMNS)
     for r in reports:
         writer.writerow([r.day.isoformat(), r.site, SITES[r.site].currency if r.site in SITES else "",
-                         len(r.paid), _plain(r.site, r.taken), len(r.refunds), _plain(r.site, r.refunded),
-                         _plain(r.site, r.net), len(r.cancelled), len(r.expired), len(r.failed), len(r.review),
+                         r.count("paid"), _plain(r.site, r.taken), r.count("refunds"), _plain(r.site, r.refunded),
+                         _plain(r.site, r.net), r.count("cancelled"), r.count("expired"), r.count("failed"),
+                         len(r.review),
                          len(r.unprinted), " ".join(r.review)])
     return buffer.getvalue()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
-from mpqr_kiosk import report
+from mpqr_kiosk import report, retention
 from mpqr_kiosk.core import actions as act
 from mpqr_kiosk.core import events as ev
 from mpqr_kiosk.core.kiosk import Kiosk, Status
@@ -128,7 +128,7 @@ class Runtime:
     event), ``ask`` (an event, then the core's ``Reply``) and ``status`` (the core's latest ``Status``)."""
 
     def __init__(self, kiosk: Kiosk, backend: Backend, journal: Journal, devices: Devices, shop: Shop, site: Site,
-                 zone: tzinfo | None = None):
+                 zone: tzinfo | None = None, retention_days: int = 400):
         self.kiosk = kiosk
         self.backend = backend
         self.journal = journal
@@ -136,6 +136,8 @@ class Runtime:
         self.shop = shop
         self.site = site
         self.zone = zone  # the shop's time zone (None: the system's), for the day of a closing ticket
+        self.retention_days = retention_days
+        self._next_prune = 0.0  # monotonic: the journal is pruned once the API has said the time, then daily
         self.events: queue.SimpleQueue[ev.Event] = queue.SimpleQueue()  # put() is safe from a signal handler
         self.api = Worker("mp-api", self.post)
         self.printer = Worker("printer", self.post)
@@ -176,6 +178,12 @@ class Runtime:
         if not isinstance(event, ev.Tick):
             _log_event(event)
         self.dispatch(self.kiosk.handle(event))
+        if self.status.server_now and time.monotonic() >= self._next_prune:  # by Mercado Pago's clock, not ours
+            self._next_prune = time.monotonic() + retention.DAY
+            try:
+                retention.prune(self.journal, self.zone, self.site.id, self.retention_days, self.status.server_now)
+            except Exception:  # noqa: BLE001 - pruning can wait a day; selling cannot
+                log.exception("journal: pruning old sales failed")
 
     def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
         """Step until ``done()`` or ``timeout`` seconds pass; return whether ``done()`` held."""
@@ -249,9 +257,7 @@ class Runtime:
         """The day's closing ticket from the journal, on the receipt printer (after any receipt before it)."""
         day = day or datetime.now(self.zone).date()
         try:
-            sales = self.journal.between(*report.window(day, day, self.zone))
-            timelines = {s.reference: self.journal.timeline(s.reference) for s in sales if s.state in report.REFUNDS}
-            days = report.build(sales, timelines, self.zone, day, day, self.site.id)
+            days = report.of_journal(self.journal, self.zone, day, day, self.site.id)
             today = next(d for d in days if d.site == self.site.id)
             status = self.devices.printer.status()
             if status.online is False or status.paper == "out":

@@ -98,7 +98,8 @@ def test_the_day_counts_every_kind_of_sale_on_the_shops_local_day(day_journal, t
     # the refund of R4 was asked on the 1st: it is the 1st's, not the 30th's
     assert day["refunds"] == {"count": 0, "references": [], "pending": []}
     assert day["net"]["text"] == "R$ 72,50"
-    assert day["cancelled"] == ["R5"] and day["expired"] == ["R6"] and day["review"] == ["R7"]
+    assert day["cancelled"] == {"count": 1, "references": ["R5"]} and day["review"] == ["R7"]
+    assert day["expired"] == {"count": 1, "references": ["R6"]} and day["pruned"] == {}
     assert day["receipts_queued"] == ["R2"] and day["live"] == []
     items = {i["code"]: (i["quantity"], i["amount"]["minor"]) for i in day["items"]}
     assert items == {"789100": (4, 1800), "789200": (2, 1200)}

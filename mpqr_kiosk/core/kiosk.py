@@ -79,6 +79,7 @@ class Status:
     printer_ok: bool
     watching: tuple[str, ...]  # ended sales still read for late payments
     refunding: tuple[str, ...]  # refunds asked for and not confirmed yet
+    server_now: float = 0.0  # now on Mercado Pago's clock, once an answer said (0: not yet)
 
 
 class Kiosk:
@@ -175,6 +176,7 @@ class Kiosk:
             printer_ok=prints.printer_ok,
             watching=self._watch.references,
             refunding=tuple(self._refunds),
+            server_now=self._link.server_now(self._clock.time()) if self._link.clock_known else 0.0,
         )
 
     # ------------------------------------------------------------------ the operator

@@ -16,6 +16,7 @@ class Link:
     next_probe: float = 0.0  # monotonic
     quiet_until: float = 0.0  # monotonic: no request of any kind before then (a 429's Retry-After)
     server_offset: float = 0.0  # the API server's clock minus ours, from the last answer that said
+    clock_known: bool = False  # an answer has said what time it is on the server
 
     def quiet(self, now: float) -> bool:
         return now < self.quiet_until
@@ -54,7 +55,7 @@ class Link:
 
     def clock(self, server_time: float, wall: float) -> Link:
         """The API server said what time it is (0: it did not)."""
-        return replace(self, server_offset=server_time - wall) if server_time else self
+        return replace(self, server_offset=server_time - wall, clock_known=True) if server_time else self
 
     def server_now(self, wall: float) -> float:
         return wall + self.server_offset
