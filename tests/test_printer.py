@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import select
 import socket
 import subprocess
@@ -193,3 +194,15 @@ def test_a_printer_that_never_answers_status_is_not_asked_again() -> None:
         printer.close()
     finally:
         fake.down()
+
+
+def test_a_broken_capabilities_pickle_is_written_again_not_fatal(tmp_path):
+    """A power cut while python-escpos wrote its pickle (or another process writing it right now) must not
+    keep the daemon from starting."""
+    broken = tmp_path / f"{platform.python_version()}.capabilities.pickle"
+    broken.write_bytes(b"\x80\x04\x95")  # half a pickle
+    done = subprocess.run([sys.executable, "-c", "import mpqr_kiosk.devices.printer; print('ok')"],
+                          env={**os.environ, "ESCPOS_CAPABILITIES_PICKLE_DIR": str(tmp_path)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+    assert broken.stat().st_size > 10_000  # python-escpos wrote it whole again

@@ -12,10 +12,14 @@ and ``ESCPOS_CAPABILITIES_PICKLE_DIR`` points at a cache directory unless alread
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import pickle
+import platform
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 
@@ -32,8 +36,27 @@ def _pickle_dir() -> str:
     return str(path) if os.access(path, os.W_OK) else tempfile.gettempdir()
 
 
+def _load_capabilities() -> None:
+    """Import ``escpos.capabilities``, which loads its pickle. python-escpos writes that file in place: a
+    process importing it while another writes it reads half a pickle, and a power cut mid-write leaves it
+    broken for good. Wait for the writer once; then drop the broken file so that it is written again."""
+    name = f"{platform.python_version()}.capabilities.pickle"  # as python-escpos names it
+    pickle_path = Path(os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"]) / name
+    for attempt in range(3):
+        try:
+            importlib.import_module("escpos.capabilities")
+            return
+        except (EOFError, pickle.UnpicklingError, ValueError, AttributeError):
+            if attempt == 2:
+                raise
+            if attempt == 1:
+                pickle_path.unlink(missing_ok=True)
+            time.sleep(0.3)
+
+
 os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", _pickle_dir())
 _root_handlers = list(logging.getLogger().handlers)
+_load_capabilities()
 
 import escpos.exceptions  # noqa: E402  (the environment above must be set first)
 import usb.core  # noqa: E402
