@@ -78,6 +78,17 @@ def _parser() -> argparse.ArgumentParser:
                     "a sale from before a reinstall), paid sales Mercado Pago does not show approved, amounts "
                     "that differ and refunds seen on one side only. Exit 0 when everything matches, 4 on any "
                     "difference, 75 when Mercado Pago cannot be read."))
+    from mpqr_kiosk import certify
+
+    certify.add_arguments(commands.add_parser(
+        "certify", help="walk through Mercado Pago's seven attended-model events live, with a test buyer; "
+                        "writes a report",
+        description="The technician's live validation on an account with test users (stop the daemon first): "
+                    "a scan before the order, a scan after it, an approved payment, a rejected one that keeps "
+                    "the order, an approved retry, a refund and a cash cancel. Each outcome is read from the "
+                    "API; the report (Markdown and JSON in the state directory) names the order and payment "
+                    "ids Mercado Pago asks for. An interrupted run resumes. Exit 0 when all seven pass, 4 when "
+                    "one fails or the account is a production one (without --production)."))
     preview = commands.add_parser("preview", help="render every screen and a sample receipt to PNG")
     preview.add_argument("--out", type=Path, default=Path("preview-out"), metavar="DIR")
     diag = commands.add_parser("diagnostics", help="a support bundle with secrets redacted")
@@ -135,6 +146,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mpqr_kiosk import journal_commands
 
         return journal_commands.run(command, args)
+    if command == "certify":
+        from mpqr_kiosk import certify
+
+        return certify.run(args)
     if command == "reconcile":
         from mpqr_kiosk import reconcile
 

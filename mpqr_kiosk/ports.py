@@ -103,11 +103,14 @@ class Backend(Protocol):
     def read(self, sale: Sale) -> Observation:
         """A fresh read of the order's payments."""
 
+    def on_pos(self, sale: Sale) -> bool:
+        """Does the POS carry the sale's order right now?"""
+
     def cancel(self, sale: Sale) -> None:
         """Delete/cancel the order on the POS; an order already gone is not an error."""
 
     def refund(self, sale: Sale) -> None:
         """Refund a paid sale in full."""
 
-    def probe(self) -> dict:
-        """``GET /users/me``: proves the token works; returns the account."""
+    def probe(self) -> float:
+        """``GET /users/me``: proves the token works; returns the API server's clock."""

@@ -74,12 +74,7 @@ class InstoreBackend:
 
     def recover(self, sale: Sale, ttl: float) -> Observation:
         """Did an unsure PUT land? It did if the POS carries it, or if any merchant order names the sale."""
-        what = f"GET {self.orders_path}"
-        try:
-            on_pos = answers.listing(self.client.request("GET", self.orders_path), what, "the POS's orders")
-        except NotFound:
-            on_pos = []
-        ours = any(isinstance(o, dict) and o.get("external_reference") == sale.reference for o in on_pos)
+        ours = self.on_pos(sale)
         merchant_orders = self._merchant_orders(sale)
         seen = self._observe(sale, merchant_orders)
         if ours or merchant_orders:
@@ -88,6 +83,15 @@ class InstoreBackend:
 
     def read(self, sale: Sale) -> Observation:
         return self._observe(sale, self._merchant_orders(sale))
+
+    def on_pos(self, sale: Sale) -> bool:
+        """Does the POS carry the sale's order now (``GET`` of the POS's order: 404 when it has none)?"""
+        what = f"GET {self.orders_path}"
+        try:
+            found = answers.listing(self.client.request("GET", self.orders_path), what, "the POS's orders")
+        except NotFound:
+            return False
+        return any(isinstance(o, dict) and o.get("external_reference") == sale.reference for o in found)
 
     def _merchant_orders(self, sale: Sale) -> list[dict[str, Any]]:
         """Every merchant order that names the sale, every page of the search."""

@@ -92,6 +92,10 @@ class OrdersBackend:
                 raise
             return self._search(sale)  # the key made an order with another body: find it, read it
 
+    def on_pos(self, sale: Sale) -> bool:
+        """Does the POS carry the sale's order now? An Orders-API order is on it while it is created."""
+        return self.read(sale).phase is OrderPhase.OPEN
+
     def read(self, sale: Sale) -> Observation:
         if not sale.order_id:
             return self._search(sale)
