@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from mpqr_kiosk import __version__, exits
@@ -91,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                     "one fails or the account is a production one (without --production)."))
     preview = commands.add_parser("preview", help="render every screen and a sample receipt to PNG")
     preview.add_argument("--out", type=Path, default=Path("preview-out"), metavar="DIR")
+    preview.add_argument("--at", type=datetime.fromisoformat, default=None, metavar="YYYY-MM-DDTHH:MM",
+                         help="the time printed on the samples (default: now); fixed, the pictures are too")
     diag = commands.add_parser("diagnostics", help="a support bundle with secrets redacted")
     diag.add_argument("--out", type=Path, default=None, metavar="FILE",
                       help="write a .tar.gz there (default: mpqr-kiosk-diagnostics-<time>.tar.gz)")
@@ -157,7 +160,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "preview":
         from mpqr_kiosk import preview
 
-        return preview.run(args.config, args.out)
+        return preview.run(args.config, args.out, args.at)
     if command == "diagnostics":
         from mpqr_kiosk import diagnostics
 

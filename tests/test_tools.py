@@ -112,8 +112,9 @@ def test_preview_renders_every_screen_and_a_receipt(tmp_path, emulator):
     assert preview.run(path, tmp_path / "preview") == 0
     names = {p.stem.split("-", 1)[1] for p in (tmp_path / "preview" / "screens").glob("*.png")}
     assert names == {"ready", "entering", "pay", "customer_paying", "rejected", "paid", "cancelled", "expired",
-                     "offline", "printer_problem"}
+                     "review", "offline", "printer_problem"}
     assert (tmp_path / "preview" / "receipt.png").stat().st_size > 0
+    assert (tmp_path / "preview" / "closing-ticket.png").stat().st_size > 0
 
 
 def test_diagnostics_bundle_has_the_facts_and_never_the_token(tmp_path, emulator):
