@@ -17,7 +17,8 @@ from mpqr_kiosk.core.sites import SITES
 from mpqr_kiosk.journal import Journal, JournalError
 
 
-def _day(text: str) -> date:
+def day_argument(text: str) -> date:
+    """An argparse type: a YYYY-MM-DD date, or a usage error that says how to write one."""
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -26,9 +27,9 @@ def _day(text: str) -> date:
 
 def add_days(parser: argparse.ArgumentParser) -> None:
     """--date, or --from and --to: the local days a command covers (default: today)."""
-    parser.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="one day (default: today, shop time)")
-    parser.add_argument("--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first day of a range")
-    parser.add_argument("--to", dest="last", type=_day, metavar="YYYY-MM-DD",
+    parser.add_argument("--date", type=day_argument, metavar="YYYY-MM-DD", help="one day (default: today, shop time)")
+    parser.add_argument("--from", dest="first", type=day_argument, metavar="YYYY-MM-DD", help="first day of a range")
+    parser.add_argument("--to", dest="last", type=day_argument, metavar="YYYY-MM-DD",
                         help="last day of a range (default: today)")
     formats = parser.add_mutually_exclusive_group()
     formats.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")

@@ -27,6 +27,7 @@ from mpqr_kiosk import exits
 from mpqr_kiosk.core.model import Sale, SaleState
 from mpqr_kiosk.core.sites import Site, site
 from mpqr_kiosk.journal import Journal, JournalError
+from mpqr_kiosk.journal_commands import day_argument
 from mpqr_kiosk.mercadopago.errors import ApiError, Unauthorized
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.report import local_day, sale_day, window
@@ -142,15 +143,8 @@ def compare(sales: list[Sale], payments: list[MpPayment], prefix: str, day: date
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="the day (default: today, shop time)")
+    parser.add_argument("--date", type=day_argument, metavar="YYYY-MM-DD", help="the day (default: today, shop time)")
     parser.add_argument("--json", action="store_true", help="JSON for a script")
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write it as YYYY-MM-DD") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ import pytest
 
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
+from flavours import FLAVOURS  # noqa: E402
+
 from mpqr_kiosk.assemble import backend_of  # noqa: E402
 from mpqr_kiosk.config import MercadoPagoConfig  # noqa: E402
 from mpqr_kiosk.emulator.server import EmulatorServer  # noqa: E402
@@ -17,9 +19,16 @@ TOKEN = f"TEST-SECRET-abcdef0123456789-{USER_ID}"
 
 
 @pytest.fixture
-def emulator(request):
-    """The emulator over HTTP, in the merchant-order mode a test asks for (``indirect`` parametrisation)."""
-    emu = Emulator(site="MLB", user_id=USER_ID, merchant_order=getattr(request, "param", "at_create"))
+def flavour(request):
+    """(API, merchant-order mode) of ``flavours.FLAVOURS``; tests parametrised on ``flavour`` run under each."""
+    return getattr(request, "param", FLAVOURS[0])
+
+
+@pytest.fixture
+def emulator(request, flavour):
+    """The emulator over HTTP, in the merchant-order mode a test asks for (``indirect`` parametrisation),
+    else its flavour's."""
+    emu = Emulator(site="MLB", user_id=USER_ID, merchant_order=getattr(request, "param", flavour[1]))
     with EmulatorServer(emu) as server:
         emu.url = server.url
         yield emu

@@ -11,25 +11,9 @@ from daemon_harness import TOKEN, Daemon
 from flavours import FLAVOURS, creates, ids, on_pos, refunded_at_the_api
 
 from mpqr_kiosk.emulator.printer import LoopbackPrinter
-from mpqr_kiosk.emulator.server import EmulatorServer
-from mpqr_kiosk.emulator.state import Emulator
 
 pytestmark = pytest.mark.slow
 EVERY_API = pytest.mark.parametrize("flavour", FLAVOURS, ids=ids)
-
-
-@pytest.fixture
-def flavour(request):
-    """(API, merchant-order mode); tests marked ``EVERY_API`` run under each."""
-    return getattr(request, "param", FLAVOURS[0])
-
-
-@pytest.fixture
-def emulator(flavour):
-    emu = Emulator(site="MLB", user_id=123456789, merchant_order=flavour[1])
-    with EmulatorServer(emu) as server:
-        emu.url = server.url
-        yield emu
 
 
 @pytest.fixture

@@ -19,26 +19,11 @@ from mpqr_kiosk.core.model import Sale, SaleState
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.emulator.faults import Fault
 from mpqr_kiosk.emulator.printer import LoopbackPrinter
-from mpqr_kiosk.emulator.server import EmulatorServer
-from mpqr_kiosk.emulator.state import Emulator
 from mpqr_kiosk.journal import Journal
 from mpqr_kiosk.mercadopago.http import HttpClient
 
 pytestmark = pytest.mark.slow
 BOTH_APIS = pytest.mark.parametrize("flavour", [FLAVOURS[0], FLAVOURS[3]], ids=ids)
-
-
-@pytest.fixture
-def flavour(request):
-    return getattr(request, "param", FLAVOURS[0])
-
-
-@pytest.fixture
-def emulator(flavour):
-    emu = Emulator(site="MLB", user_id=123456789, merchant_order=flavour[1])
-    with EmulatorServer(emu) as server:
-        emu.url = server.url
-        yield emu
 
 
 @pytest.fixture

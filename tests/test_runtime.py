@@ -22,11 +22,6 @@ EVERY_API = pytest.mark.parametrize("flavour", FLAVOURS, ids=ids)
 
 
 @pytest.fixture
-def flavour(request):
-    return getattr(request, "param", FLAVOURS[0])
-
-
-@pytest.fixture
 def rig(flavour, tmp_path):
     """The assembled kiosk against an emulator in ``flavour``'s merchant-order mode, on its API."""
     emulator = Emulator(site="MLB", user_id=123456789, merchant_order=flavour[1])
