@@ -81,12 +81,20 @@ def _seconds(text: str | None) -> float:
 
 def fetch(client: HttpClient, the_site: Site, begin: float, end: float) -> list[MpPayment]:
     """Every payment created from ``begin`` to ``end``, page by page."""
+    return _search(client, the_site, {"range": "date_created", "begin_date": _iso(begin), "end_date": _iso(end)})
+
+
+def fetch_references(client: HttpClient, the_site: Site, references: list[str]) -> list[MpPayment]:
+    """The payments that name each of ``references`` (``external_reference``), whenever they were made."""
+    return [p for reference in references for p in _search(client, the_site, {"external_reference": reference})]
+
+
+def _search(client: HttpClient, the_site: Site, filters: dict[str, str]) -> list[MpPayment]:
     found: list[MpPayment] = []
     offset = 0
     while True:
         answer = client.request("GET", "/v1/payments/search", params={
-            "range": "date_created", "sort": "date_created", "criteria": "asc", "limit": PAGE, "offset": offset,
-            "begin_date": _iso(begin), "end_date": _iso(end)})
+            "sort": "date_created", "criteria": "asc", "limit": PAGE, "offset": offset, **filters})
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list):
             raise ValueError("the payments search answered without a list of results")
@@ -164,7 +172,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     try:
-        payments = fetch(HttpClient(mp.api_base, token), the_site, begin, end)
+        client = HttpClient(mp.api_base, token)
+        payments = fetch(client, the_site, begin, end)
+        # a day's sale whose payment the window missed (made long after the order): looked up by reference
+        seen = {p.reference for p in payments}
+        missing = [s.reference for s in sales if sale_day(s, zone) == day and s.reference not in seen
+                   and s.state not in UNPAID]
+        payments += fetch_references(client, the_site, missing)
     except Unauthorized as exc:
         sys.stderr.write(f"mpqr-kiosk reconcile: Mercado Pago refused the token: {exc}\n")
         return exits.CONFIG

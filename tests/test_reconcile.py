@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import date
 
 import pytest
@@ -19,6 +20,8 @@ from mpqr_kiosk.core.model import Sale, SaleState
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.emulator.faults import Fault
 from mpqr_kiosk.emulator.printer import LoopbackPrinter
+from mpqr_kiosk.emulator.server import EmulatorServer
+from mpqr_kiosk.emulator.state import Emulator
 from mpqr_kiosk.journal import Journal
 from mpqr_kiosk.mercadopago.http import HttpClient
 
@@ -173,3 +176,28 @@ def test_the_emulators_search_answers_the_documented_filters_and_errors(emulator
         answer = requests.get(f"{emulator.url}/v1/payments/search", params=params,
                               headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
         assert answer.status_code == 400 and answer.json()["cause"][0]["code"] == code, params
+
+
+def test_a_sales_payment_outside_the_days_window_is_looked_up_by_reference(tmp_path):
+    """Mercado Pago dated the payment days before the journal's day (a clock far off, a payment long
+    after its order): the search by the sale's external_reference still finds it."""
+    emulator = Emulator(site="MLB", user_id=123456789, clock=lambda: time.time() - 5 * 86400)
+    with EmulatorServer(emulator) as server:
+        emulator.url = server.url
+        printer = LoopbackPrinter().up()
+        daemon = Daemon(tmp_path, emulator, printer)
+        client = HttpClient(emulator.url, TOKEN)
+        body = {"external_reference": "POS001-farclock", "title": "Venda", "description": "Venda",
+                "total_amount": 12, "items": [{"title": "Valor", "unit_price": 12, "quantity": 1,
+                                               "unit_measure": "unit", "total_amount": 12}]}
+        client.request("PUT", "/instore/qr/seller/collectors/123456789/pos/POS001/orders", json=body)
+        paid = emulator.pay("POS001", "approved")["payment"]
+        journal = Journal(daemon.state)
+        journal.save(Sale("POS001-farclock", "k", "MLB", (), 1200, time.time(), state=SaleState.PAID,
+                          paid_at=time.time(), paid_amount=1200, payment_id=str(paid["id"])))
+        journal.close()
+        done = run(daemon, "--json")
+        printer.down()
+    assert done.returncode == 0, done.stdout + done.stderr
+    [line] = json.loads(done.stdout)["lines"]
+    assert (line["reference"], line["kind"], line["mp_amount"]) == ("POS001-farclock", "ok", 1200)

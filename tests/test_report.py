@@ -146,6 +146,9 @@ def test_text_and_csv_say_the_same_in_the_sites_format(day_journal, tmp_path):
     ("MCO", 15000, "$ 15.000", "15000"),  # whole pesos
     ("MLM", 99, "$0.99", "0.99"),
     ("MPE", 250000, "S/ 2,500.00", "2500.00"),
+    ("MLC", 15000, "$ 15.000", "15000"),
+    ("MLU", 123450, "$ 1.234,50", "1234.50"),
+    ("MLB", 123450, "R$ 1.234,50", "1234.50"),
 ])
 def test_each_sites_money(tmp_path, monkeypatch, site, total, text, plain):
     state = write(tmp_path, monkeypatch, [(at("2026-11-30", "10:00"), sale("S1", SaleState.PAID, total,
