@@ -104,7 +104,15 @@ socket = "{self.socket}"
             self.process = subprocess.Popen([sys.executable, "-m", "mpqr_kiosk", "--config", str(self.config), "run"],
                                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         assert self.until(lambda: self.notify.seen("READY=1"), 30), self.log.read_text()
+        # READY comes before the first answer from the API; on a loaded machine that answer may take a while
+        self.until(self._online, 30)
         return self
+
+    def _online(self) -> bool:
+        try:
+            return bool(self.control("status").get("online"))
+        except OSError:
+            return False
 
     def until(self, done, timeout: float = 15.0) -> bool:
         deadline = time.monotonic() + timeout

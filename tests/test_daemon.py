@@ -45,7 +45,7 @@ def test_ready_watchdog_status_and_clean_stop(tmp_path, emulator, printer):
     d = Daemon(tmp_path, emulator, printer, watchdog_usec=1_000_000)
     try:
         d.start()
-        assert d.notify.seen("STATUS=Ready")
+        assert d.until(lambda: d.notify.seen("STATUS=Ready"), 10)
         assert d.until(lambda: sum(m == "WATCHDOG=1" for m in d.notify.messages) >= 3, 5)
         assert oct(d.socket.stat().st_mode & 0o777) == "0o660"
         done = subprocess.run([sys.executable, "-m", "mpqr_kiosk", "--config", str(d.config), "status"],
