@@ -213,14 +213,6 @@ ACTS: list[tuple[str, tuple[int, ...], Callable[[Run, dict], dict[int, dict]]]] 
     ("A", (1, 3), act_a), ("B", (2, 4, 5), act_b), ("R", (6,), act_refund), ("C", (7,), act_c)]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--production", action="store_true",
-                        help="allow a production account (by default only test credentials or a test user)")
-    parser.add_argument("--restart", action="store_true", help="forget an interrupted run and start over")
-    parser.add_argument("--step-timeout", type=float, default=300.0, metavar="SECONDS",
-                        help="how long each step waits for the buyer (default: %(default)s)")
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         config = cfg.load(args.config)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from mpqr_kiosk import __version__, exits
 from mpqr_kiosk import config as cfg
+from mpqr_kiosk.core.model import SaleState
 from mpqr_kiosk.core.sites import SITES
 from mpqr_kiosk.redact import redact
 
@@ -52,14 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     review = commands.add_parser("review", help="sales whose money needs a person (not exactly the total, late or "
                                                 "double payments), with what Mercado Pago approved")
     review.add_argument("--json", action="store_true", help="print the daemon's raw JSON answer")
-    from mpqr_kiosk import journal_commands
-
     report = commands.add_parser(
         "report", help="the day's takings from the journal: paid sales, refunds, cancelled, expired, review",
         description="Per local day (shop.timezone): paid sales and the money taken, refunds, cancelled and "
                     "expired sales, sales in REVIEW, receipts still queued, and what was sold. A sale counts "
                     "on the day of its payment on Mercado Pago's clock; a refund on the day it was asked for.")
-    journal_commands.add_days(report)
+    _days(report)
     report.add_argument("--print", action="store_true",
                         help="print the day (--date, default today) on the receipt printer as a closing ticket, "
                              "through the running daemon (the keypad's * * # on the idle screen does the same)")
@@ -67,21 +66,20 @@ def _parser() -> argparse.ArgumentParser:
         "sales", help="the sales in the journal (time, items, total, state, payment, receipt), or one sale's history",
         description="Lists the sales of a day or range from the journal; --ref shows one sale whole, with "
                     "every step it went through and every payment Mercado Pago showed.")
-    journal_commands.add_days(sales)
-    sales.add_argument("--state", choices=journal_commands.STATES, help="only the sales in this state")
+    _days(sales)
+    sales.add_argument("--state", choices=[state.value for state in SaleState], help="only the sales in this state")
     sales.add_argument("--ref", metavar="REF", help="one sale (its external_reference), with its whole history")
-    from mpqr_kiosk import reconcile
-
-    reconcile.add_arguments(commands.add_parser(
+    reconcile = commands.add_parser(
         "reconcile", help="the day's journal beside Mercado Pago's payments for this POS; exit 4 on a difference",
         description="Reads the day's payments from Mercado Pago (GET /v1/payments/search) and lists, beside the "
                     "journal: money Mercado Pago approved for this POS that no paid sale shows (a late payment, "
                     "a sale from before a reinstall), paid sales Mercado Pago does not show approved, amounts "
                     "that differ and refunds seen on one side only. Exit 0 when everything matches, 4 on any "
-                    "difference, 75 when Mercado Pago cannot be read."))
-    from mpqr_kiosk import certify
-
-    certify.add_arguments(commands.add_parser(
+                    "difference, 75 when Mercado Pago cannot be read.")
+    reconcile.add_argument("--date", type=day_argument, metavar="YYYY-MM-DD",
+                           help="the day (default: today, shop time)")
+    reconcile.add_argument("--json", action="store_true", help="JSON for a script")
+    certify = commands.add_parser(
         "certify", help="walk through Mercado Pago's seven attended-model events live, with a test buyer; "
                         "writes a report",
         description="The technician's live validation on an account with test users (stop the daemon first): "
@@ -89,7 +87,12 @@ def _parser() -> argparse.ArgumentParser:
                     "the order, an approved retry, a refund and a cash cancel. Each outcome is read from the "
                     "API; the report (Markdown and JSON in the state directory) names the order and payment "
                     "ids Mercado Pago asks for. An interrupted run resumes. Exit 0 when all seven pass, 4 when "
-                    "one fails or the account is a production one (without --production)."))
+                    "one fails or the account is a production one (without --production).")
+    certify.add_argument("--production", action="store_true",
+                         help="allow a production account (by default only test credentials or a test user)")
+    certify.add_argument("--restart", action="store_true", help="forget an interrupted run and start over")
+    certify.add_argument("--step-timeout", type=float, default=300.0, metavar="SECONDS",
+                         help="how long each step waits for the buyer (default: %(default)s)")
     preview = commands.add_parser("preview", help="render every screen and a sample receipt to PNG")
     preview.add_argument("--out", type=Path, default=Path("preview-out"), metavar="DIR")
     preview.add_argument("--at", type=datetime.fromisoformat, default=None, metavar="YYYY-MM-DDTHH:MM",
@@ -98,6 +101,25 @@ def _parser() -> argparse.ArgumentParser:
     diag.add_argument("--out", type=Path, default=None, metavar="FILE",
                       help="write a .tar.gz there (default: mpqr-kiosk-diagnostics-<time>.tar.gz)")
     return parser
+
+
+def day_argument(text: str) -> date:
+    """An argparse type: a YYYY-MM-DD date, or a usage error that says how to write one."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write it as YYYY-MM-DD") from None
+
+
+def _days(parser: argparse.ArgumentParser) -> None:
+    """--date, or --from and --to: the local days a command covers (default: today); --csv or --json."""
+    parser.add_argument("--date", type=day_argument, metavar="YYYY-MM-DD", help="one day (default: today, shop time)")
+    parser.add_argument("--from", dest="first", type=day_argument, metavar="YYYY-MM-DD", help="first day of a range")
+    parser.add_argument("--to", dest="last", type=day_argument, metavar="YYYY-MM-DD",
+                        help="last day of a range (default: today)")
+    formats = parser.add_mutually_exclusive_group()
+    formats.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
+    formats.add_argument("--json", action="store_true", help="JSON for a script")
 
 
 def main(argv: list[str] | None = None) -> int:

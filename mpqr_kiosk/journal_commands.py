@@ -12,28 +12,9 @@ from datetime import date, datetime, tzinfo
 
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk import exits, report
-from mpqr_kiosk.core.model import Sale, SaleState
+from mpqr_kiosk.core.model import Sale
 from mpqr_kiosk.core.sites import SITES
 from mpqr_kiosk.journal import Journal, JournalError
-
-
-def day_argument(text: str) -> date:
-    """An argparse type: a YYYY-MM-DD date, or a usage error that says how to write one."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write it as YYYY-MM-DD") from None
-
-
-def add_days(parser: argparse.ArgumentParser) -> None:
-    """--date, or --from and --to: the local days a command covers (default: today)."""
-    parser.add_argument("--date", type=day_argument, metavar="YYYY-MM-DD", help="one day (default: today, shop time)")
-    parser.add_argument("--from", dest="first", type=day_argument, metavar="YYYY-MM-DD", help="first day of a range")
-    parser.add_argument("--to", dest="last", type=day_argument, metavar="YYYY-MM-DD",
-                        help="last day of a range (default: today)")
-    formats = parser.add_mutually_exclusive_group()
-    formats.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
-    formats.add_argument("--json", action="store_true", help="JSON for a script")
 
 
 def _days(args: argparse.Namespace, zone: tzinfo | None) -> tuple[date, date]:
@@ -164,5 +145,3 @@ def _one_sale(journal: Journal, args: argparse.Namespace, zone: tzinfo | None) -
     sys.stdout.write("\n".join(lines) + "\n")
     return exits.OK
 
-
-STATES = tuple(state.value for state in SaleState)

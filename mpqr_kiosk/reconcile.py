@@ -27,7 +27,6 @@ from mpqr_kiosk import exits
 from mpqr_kiosk.core.model import Sale, SaleState
 from mpqr_kiosk.core.sites import Site, site
 from mpqr_kiosk.journal import Journal, JournalError
-from mpqr_kiosk.journal_commands import day_argument
 from mpqr_kiosk.mercadopago.errors import ApiError, Unauthorized
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.report import local_day, sale_day, window
@@ -148,11 +147,6 @@ def compare(sales: list[Sale], payments: list[MpPayment], prefix: str, day: date
             kind = "amount_differs" if approved != taken else "ok"
         lines.append(Line(kind, reference, state.value if state else "absent", taken if state else 0, approved, ids))
     return sorted(lines, key=lambda line: (not line.different, line.kind != "review", line.reference))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", type=day_argument, metavar="YYYY-MM-DD", help="the day (default: today, shop time)")
-    parser.add_argument("--json", action="store_true", help="JSON for a script")
 
 
 def run(args: argparse.Namespace) -> int:
