@@ -6,9 +6,10 @@ Format: UTF-8 (a byte-order mark is fine), four columns ``code, title, unit pric
   surrounding spaces do not matter). A first row whose first cell is ``code`` is taken as a header.
 * The separator is ``,``, or ``;`` when the first line holds more ``;`` than ``,`` (what spreadsheets
   in Brazil and Argentina write). Quote a price written ``"4,50"`` in a comma-separated file.
-* ``code``: at most 64 printable characters, unique. ``title``: not empty. ``unit price``: in major
-  units, ``4.50``, ``4,50`` or ``1.234,50`` (``Site.parse``), not negative, at most the site's bound for one
-  sale. ``sku``: may be empty.
+* ``code``: at most 64 printable characters, unique. ``title``: not empty, at most 80 printable
+  characters (no tabs, line breaks or control bytes: they would reach the printer as commands). ``unit
+  price``: in major units, ``4.50``, ``4,50`` or ``1.234,50`` (``Site.parse``), not negative, at most the
+  site's bound for one sale. ``sku``: may be empty, at most 64 printable characters.
 * Blank lines are skipped.
 
 Any problem raises ``CatalogError`` naming the file, the line and what is wrong. Reloading is calling
@@ -27,6 +28,7 @@ from mpqr_kiosk.core.sites import Site
 
 COLUMNS = ("code", "title", "unit price", "sku")
 MAX_CODE = 64
+MAX_TITLE = 80  # a receipt line wraps; the screen cuts it: longer says nothing more
 
 
 class CatalogError(ValueError):
@@ -65,8 +67,9 @@ def load_catalog(path: str | Path, site: Site) -> Catalog:
     first_seen: dict[str, int] = {}
     header_allowed = True
     try:
+        ended = 0  # the line the previous record ended on: a quoted cell may span lines
         for row in reader:
-            number = reader.line_num
+            number, ended = ended + 1, reader.line_num
             if not any(cell.strip() for cell in row):
                 continue
             try:
@@ -117,6 +120,14 @@ def _item(row: list[str], site: Site) -> Item:
         raise ValueError(f"code {code!r} has non-printable characters")
     if not title:
         raise ValueError(f"empty title for code {code!r}")
+    # what reaches the printer and the display is text: a control byte in a title would be an ESC/POS
+    # command (a drawer kick, a cut, a reset), a newline would break the screen's layout
+    if not title.isprintable():
+        raise ValueError(f"the title of code {code!r} has control characters (tabs, line breaks or others)")
+    if len(title) > MAX_TITLE:
+        raise ValueError(f"the title of code {code!r} is longer than {MAX_TITLE} characters")
+    if not sku.isprintable() or len(sku) > MAX_CODE:
+        raise ValueError(f"the sku of code {code!r} must be at most {MAX_CODE} printable characters")
     try:
         price = site.parse(price_text)
     except ValueError as exc:

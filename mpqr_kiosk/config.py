@@ -263,6 +263,11 @@ def _check(config: Config, path: str) -> None:
         ("mercadopago.qr_payload", not mp.qr_payload or _valid_payload(mp.qr_payload),
          "is not a valid EMVCo payload (bad CRC or TLV); run `mpqr-kiosk provision` again"),
         ("shop.name", bool(config.shop.name.strip()), "must not be empty"),
+        # printed and drawn as text: a control byte would reach the printer as an ESC/POS command
+        *((f"shop.{key}", all(t.isprintable() and len(t) <= MAX_SHOP_TEXT for t in _texts(getattr(config.shop, key))),
+           f"must be printable text (no tabs, line breaks or control bytes), at most {MAX_SHOP_TEXT} characters"
+           f"{' a line' if key.startswith('receipt_') else ''}")
+          for key in ("name", "address", "tax_id", "receipt_header", "receipt_footer")),
         ("shop.latitude", -90 <= config.shop.latitude <= 90, "must be a latitude, -90 to 90"),
         ("shop.longitude", -180 <= config.shop.longitude <= 180, "must be a longitude, -180 to 180"),
         ("state.retention_days", 30 <= config.state.retention_days <= 3650,
@@ -290,6 +295,13 @@ def _check(config: Config, path: str) -> None:
     for key, ok, problem in rules:
         if not ok:
             raise ConfigError(path, key, problem)
+
+
+MAX_SHOP_TEXT = 200
+
+
+def _texts(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else value
 
 
 def zone(name: str) -> zoneinfo.ZoneInfo | None:

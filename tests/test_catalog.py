@@ -93,3 +93,18 @@ def test_reloading_reads_the_file_again(tmp_path):
     write(tmp_path, "1,Café,5.50,\n2,Pão,1.00,\n")
     reloaded = load_catalog(path, MLB)
     assert reloaded.lookup("1").unit_price == 550 and len(reloaded) == 2
+
+
+@pytest.mark.parametrize(("title", "problem"), [
+    ("Pão\x1bp\x00\x19\xfa", "has control characters"),  # ESC p: the cash-drawer kick
+    ("Pão\x1dV\x00", "has control characters"),  # GS V: a cut
+    ("Pão\ninjected", "has control characters"),
+    ("Pão\tde queijo", "has control characters"),
+    ("P" * 10_000, "is longer than 80 characters"),
+])
+def test_a_title_that_is_not_plain_text_is_refused_with_its_line(tmp_path, title, problem):
+    path = tmp_path / "catalog.csv"
+    path.write_text(f'code,title,unit price,sku\n1,Café,3.00,C\n2,"{title}",4.50,P\n', encoding="utf-8")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path, site("MLB"))
+    assert str(caught.value).startswith(f"{path}, line 3: the title of code '2' {problem}")

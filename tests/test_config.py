@@ -92,3 +92,12 @@ def test_the_example_config_documents_every_key_of_every_section():
     for section, cls in cfg.SECTIONS.items():
         for name in cls.__dataclass_fields__:
             assert f"\n{name} = " in text, f"[{section}] {name} is not in config/kiosk.toml"
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("name", "Padaria\x1bp\x00"), ("address", "Rua A\nRua B"), ("receipt_footer", ["Obrigado!", "\x1dV\x00"]),
+    ("receipt_header", ["x" * 201]),
+])
+def test_shop_texts_are_printable_text(key, value):
+    with pytest.raises(cfg.ConfigError, match=f"shop.{key}: must be printable text"):
+        cfg.parse({"mercadopago": {"user_id": 1}, "shop": {key: value}})

@@ -88,3 +88,11 @@ def test_an_overlong_descriptor_line_is_refused_once_and_its_tail_is_not_a_scan(
     assert wait_for(lambda: not source.healthy)
     assert refused == [Refused("line too long")]
     assert got == [Scan("OK")]
+
+
+@pytest.mark.parametrize("separator", ["\x1c", "\x1d", "\x1e", "\x1f"])
+def test_digits_wrapped_in_separator_bytes_are_refused_not_typed(separator):
+    """str.strip() would remove ASCII separators and leave digits that change the total."""
+    [event] = parse_line(f"{separator}1250{separator}\n")
+    assert isinstance(event, Refused)
+    assert parse_line("1250\r\n") == [Key(d) for d in "1250"]  # what a terminal adds is still fine

@@ -34,7 +34,7 @@ _KEYS = {"*": MULTIPLY, "#": ENTER, "D": DELETE, "C": CLEAR, **{d: d for d in DI
 
 def parse_line(line: str) -> list[Key | Scan | Refused]:
     """What one input line means (see the module doc)."""
-    text = line.strip()
+    text = line.strip(" \t\r\n")  # only what a terminal adds: other control bytes make the line refused
     if not text:
         return []
     if text.startswith(SCAN_PREFIX):
