@@ -169,7 +169,7 @@ def _check_printer(config: cfg.Config, report: Report) -> None:
         return
     finally:
         printer.close()
-    if status.online is False or status.paper == "out":
+    if status.problem:
         report.fail("printer", f"{p.connection}: online={status.online}, paper {status.paper}")
     else:
         report.ok("printer", f"{p.connection} ({p.profile}): online={status.online}, paper {status.paper}")

@@ -13,7 +13,6 @@ from datetime import date, datetime, tzinfo
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk import exits, report
 from mpqr_kiosk.core.model import Sale
-from mpqr_kiosk.core.sites import SITES
 from mpqr_kiosk.journal import Journal, JournalError
 
 
@@ -41,10 +40,7 @@ def run(command: str, args: argparse.Namespace) -> int:
     """Run ``report`` or ``sales``; errors are one line naming what is wrong."""
     try:
         config, zone, journal = _open(args)
-    except cfg.ConfigError as exc:
-        sys.stderr.write(f"mpqr-kiosk: {exc}\n")
-        return exits.CONFIG
-    except JournalError as exc:
+    except (cfg.ConfigError, JournalError) as exc:
         sys.stderr.write(f"mpqr-kiosk: {exc}\n")
         return exits.CONFIG
     try:
@@ -69,12 +65,11 @@ def run(command: str, args: argparse.Namespace) -> int:
 
 
 def _when(sale: Sale, zone: tzinfo | None) -> str:
-    seconds = sale.paid_at or (sale.expires_at - sale.ttl if sale.expires_at and sale.ttl else sale.created_at)
-    return datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(report.sale_time(sale), zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _money(sale: Sale, minor: int) -> str:
-    return SITES[sale.site].format(minor) if sale.site in SITES else str(minor)
+    return report.money(sale.site, minor)
 
 
 def _items(sale: Sale) -> str:

@@ -39,6 +39,11 @@ class PrinterStatus:
     online: bool | None  # None: the printer cannot say (write-only transport, or no reply)
     paper: Paper
 
+    @property
+    def problem(self) -> str:
+        """Why the printer cannot print now ("" when it can, or cannot say)."""
+        return "printer out of paper" if self.paper == "out" else "printer offline" if self.online is False else ""
+
 
 class PrinterError(Exception):
     """A receipt could not be printed; the message says which printer and why. ``started`` tells whether

@@ -111,13 +111,19 @@ def local_day(seconds: float, zone: tzinfo | None) -> date:
     return datetime.fromtimestamp(seconds, zone).date()
 
 
+def sale_time(sale: Sale) -> float:
+    """When the sale happened on Mercado Pago's clock: its payment, else its order's creation (``expires_at
+    - ttl``), else the box's own time of the sale."""
+    if sale.paid_at > 0:
+        return sale.paid_at
+    if sale.expires_at > 0 and sale.ttl > 0:
+        return sale.expires_at - sale.ttl
+    return sale.created_at
+
+
 def sale_day(sale: Sale, zone: tzinfo | None) -> date:
     """The day Mercado Pago's clock puts the sale on."""
-    if sale.paid_at > 0:
-        return local_day(sale.paid_at, zone)
-    if sale.expires_at > 0 and sale.ttl > 0:
-        return local_day(sale.expires_at - sale.ttl, zone)
-    return local_day(sale.created_at, zone)
+    return local_day(sale_time(sale), zone)
 
 
 def refund_day(timeline: list[tuple[float, str, str]], zone: tzinfo | None) -> date | None:
@@ -190,7 +196,8 @@ def _count(report: DayReport, sale: Sale) -> None:
         report.live.append(ref)
 
 
-def _money(site: str, minor: int) -> str:
+def money(site: str, minor: int) -> str:
+    """An amount in ``site``'s format (minor units as they are for a site this version does not know)."""
     return SITES[site].format(minor) if site in SITES else str(minor)
 
 
@@ -204,7 +211,7 @@ def _plain(site: str, minor: int) -> str:
 def as_text(reports: list[DayReport]) -> str:
     out = []
     for r in reports:
-        m = partial(_money, r.site)
+        m = partial(money, r.site)
         out += [f"{r.day.isoformat()}  {r.site}",
                 f"  paid sales      {r.count('paid'):>5}   taken {m(r.taken)}",
                 f"  refunds         {r.count('refunds'):>5}   refunded {m(r.refunded)}"
@@ -232,7 +239,7 @@ def as_text(reports: list[DayReport]) -> str:
 def as_json(reports: list[DayReport]) -> str:
     def one(r: DayReport) -> dict:
         def amount(minor: int) -> dict:
-            return {"minor": minor, "text": _money(r.site, minor)}
+            return {"minor": minor, "text": money(r.site, minor)}
 
         return {
             "date": r.day.isoformat(), "site": r.site,

@@ -237,10 +237,8 @@ class Runtime:
         """Check the printer can print (where it can say), print, and ask again; a failure leaves it queued."""
         printer = self.devices.printer
         try:
-            status = printer.status()
-            if status.online is False or status.paper == "out":
-                problem = "out of paper" if status.paper == "out" else "offline"
-                return ev.PrintFailed(sale.reference, f"printer {problem}", started=False)
+            if problem := printer.status().problem:
+                return ev.PrintFailed(sale.reference, problem, started=False)
             paid_at = datetime.fromtimestamp(sale.paid_at) if sale.paid_at else datetime.now()
             printer.print(build_receipt(sale, self.shop, self.site, paid_at, copy))
             after = printer.status()  # an Epson that runs out of paper mid-job goes offline: the job "succeeded"
@@ -249,7 +247,7 @@ class Runtime:
         except Exception as exc:  # an unexpected failure may have printed part of it: only a COPY may follow
             log.exception("sale %s: printing failed unexpectedly", sale.reference)
             return ev.PrintFailed(sale.reference, str(exc) or type(exc).__name__)
-        if after.online is False or after.paper == "out":
+        if after.problem:
             return ev.PrintFailed(sale.reference, "the printer went offline or ran out of paper during the receipt")
         return ev.Printed(sale.reference)
 
@@ -259,10 +257,8 @@ class Runtime:
         try:
             days = report.of_journal(self.journal, self.zone, day, day, self.site.id)
             today = next(d for d in days if d.site == self.site.id)
-            status = self.devices.printer.status()
-            if status.online is False or status.paper == "out":
-                return ev.ReportPrinted(False, "printer out of paper" if status.paper == "out" else "printer offline",
-                                        request_id)
+            if problem := self.devices.printer.status().problem:
+                return ev.ReportPrinted(False, problem, request_id)
             self.devices.printer.print(build_closing_ticket(today, self.shop, self.site, datetime.now(self.zone)))
         except PrinterError as exc:
             return ev.ReportPrinted(False, str(exc), request_id)
