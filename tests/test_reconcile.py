@@ -201,3 +201,16 @@ def test_a_sales_payment_outside_the_days_window_is_looked_up_by_reference(tmp_p
     assert done.returncode == 0, done.stdout + done.stderr
     [line] = json.loads(done.stdout)["lines"]
     assert (line["reference"], line["kind"], line["mp_amount"]) == ("POS001-farclock", "ok", 1200)
+
+
+@pytest.mark.parametrize("flavour", [FLAVOURS[3]], ids=ids)
+def test_orders_api_payments_the_search_does_not_show_are_read_from_their_order(daemon):
+    """Whether /v1/payments/search shows Orders-API payments is not documented: if it does not, a paid
+    sale is read from its own order and still matches (no false alarm)."""
+    daemon.emulator.orders.payments = lambda user_id: []
+    daemon.start()
+    reference = paid_sale(daemon, "21.50")
+    done = run(daemon, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [line] = json.loads(done.stdout)["lines"]
+    assert (line["reference"], line["kind"], line["mp_amount"]) == (reference, "ok", 2150)
