@@ -5,7 +5,9 @@ scripted tests drive the daemon). Requests: ``{"command": "status"}``, ``{"comma
 "12.50"}``, ``{"command": "cancel"}``, ``{"command": "reprint", "reference": "…"}``, ``{"command":
 "refund", "reference": "…"}``, ``{"command": "review"}``, ``{"command": "report", "date": "YYYY-MM-DD"}``
 (print that day's closing ticket; no date: today), ``{"command": "hint"}`` (a notification arrived: read now).
-Answers always carry ``"ok"``; failures carry ``"error"``; every string is redacted.
+Answers always carry ``"ok"``; failures carry ``"error"`` (naming the field at fault); every string is redacted.
+Bounds: a request is one line of at most 64 KiB sent within 5 s, or the daemon hangs up; 16 clients are served
+at once, the rest wait in the listen backlog.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import queue
 import re
 import socket
 import socketserver
+import sys
 import threading
 import time
-from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mpqr_kiosk import __version__
+from mpqr_kiosk import __version__, report
 from mpqr_kiosk.core import events as ev
 from mpqr_kiosk.core.kiosk import Status
 from mpqr_kiosk.core.model import Sale
@@ -33,11 +36,56 @@ from mpqr_kiosk.shell import Runtime
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST = 4096
+MAX_REQUEST = 64 * 1024  # one request line, its newline included
+MAX_ANSWER = 16 * 1024 * 1024
+MAX_AMOUNT_TEXT = 32
+REQUEST_DEADLINE = 5.0  # a client sends its whole request line within this, or is hung up on
+WRITE_TIMEOUT = 5.0
+MAX_CLIENTS = 16  # handler threads at once; more clients wait in the listen backlog
 REFUND_TIMEOUT = 40.0
 REPORT_TIMEOUT = 60.0  # the printer finishes the receipts queued before the ticket first
-CLIENT_TIMEOUT = 10.0
 REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+FIELDS = {"status": (), "review": (), "sale": ("amount",), "hint": (), "cancel": (), "reprint": ("reference",),
+          "report": ("date",), "refund": ("reference",)}
+"""The fields each command takes besides ``command``; any other is refused."""
+USAGE = 'send one JSON object on one line, e.g. {"command": "status"}'
+
+
+class Busy(TimeoutError):
+    """The daemon's listen backlog stayed full until the request's deadline."""
+
+
+def parse_amount(value: object, site: Site) -> int:
+    """Minor units from a request's ``amount`` (text as typed, or a JSON number), more than zero and at most
+    the site's bound; ValueError names the field and what is wrong."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError('amount: give the total as text such as "12.50"')
+    if isinstance(value, str):
+        if len(value) > MAX_AMOUNT_TEXT or not value.isprintable():
+            raise ValueError(f"amount: at most {MAX_AMOUNT_TEXT} printable characters, such as 12.50")
+        try:
+            number = site.to_decimal(site.parse(value))
+        except ValueError as exc:
+            raise ValueError(f"amount: {exc}") from None
+    else:
+        number = Decimal(value) if isinstance(value, int | Decimal) else Decimal(repr(value))
+        if not number.is_finite():
+            raise ValueError(f"amount: {value} is not an amount")
+    if number <= 0:
+        raise ValueError("amount: must be more than zero")
+    if number > site.to_decimal(site.max_amount):
+        raise ValueError(f"amount: must be at most {site.format(site.max_amount)}")
+    minor = number.scaleb(site.decimals)
+    if minor != minor.to_integral_value():
+        raise ValueError(f"amount: {number} has more than {site.decimals} decimals for {site.currency}")
+    return int(minor)
+
+
+def parse_reference(value: object) -> str:
+    """A sale's ``external_reference`` from a request or a command line; ValueError says what one is."""
+    if not isinstance(value, str) or not REFERENCE.fullmatch(value):
+        raise ValueError("reference: 1 to 64 letters, digits, - or _ (a sale's external_reference)")
+    return value
 
 
 class Commands:
@@ -49,11 +97,17 @@ class Commands:
         self.api = api
 
     def handle(self, request: dict) -> dict:
+        """Answer one request: ``{"ok": true, ...}``, or ``{"ok": false, "error": ...}`` naming the field."""
         command = request.get("command")
-        handler = getattr(self, f"do_{command}", None) if isinstance(command, str) else None
-        if handler is None:
-            known = ", ".join(name[3:] for name in dir(self) if name.startswith("do_"))
-            return {"ok": False, "error": f"unknown command {command!r}; known: {known}"}
+        if not isinstance(command, str) or command not in FIELDS:
+            shown = f"unknown command {command!r}" if isinstance(command, str) and len(command) <= 32 else "not known"
+            return {"ok": False, "error": f"command: {shown}; known: {', '.join(sorted(FIELDS))}"}
+        unknown = sorted(set(request) - {"command", *FIELDS[command]})
+        if unknown:
+            takes = ", ".join(FIELDS[command]) or "no other field"
+            shown = repr(unknown[0]) if len(unknown[0]) <= 32 else "a long name"
+            return {"ok": False, "error": f"unknown field {shown} for {command}; it takes {takes}"}
+        handler = getattr(self, f"do_{command}")
         try:
             return handler(request)
         except (ValueError, LookupError) as exc:
@@ -89,14 +143,7 @@ class Commands:
         return {"ok": True, "sales": [_reviewed(sale, the_site) for sale in self.runtime.journal.in_review()]}
 
     def do_sale(self, request: dict) -> dict:
-        amount = request.get("amount", "")
-        if not isinstance(amount, str | int | float) or isinstance(amount, bool) or len(str(amount)) > 32:
-            raise ValueError("the amount must be a number such as 12.50")
-        amount = self.runtime.site.parse(str(amount))
-        if amount <= 0:
-            raise ValueError("the amount must be more than zero")
-        if amount > self.runtime.site.max_amount:
-            raise ValueError(f"the amount must be at most {self.runtime.site.format(self.runtime.site.max_amount)}")
+        amount = parse_amount(request.get("amount"), self.runtime.site)
         reply = self.runtime.ask(lambda request_id: ev.ChargeRequested(amount, request_id))
         if not reply.ok:
             return {"ok": False, "error": f"sale refused: {reply.reason}"}
@@ -115,8 +162,8 @@ class Commands:
                 "note": "cancel requested; a payment that raced it still wins"}
 
     def _sale(self, reference: object) -> Sale:
-        if reference is not None and (not isinstance(reference, str) or not REFERENCE.fullmatch(reference)):
-            raise ValueError("a reference is 1 to 64 letters, digits, - or _")
+        if reference is not None:
+            parse_reference(reference)
         journal = self.runtime.journal
         sale = journal.get(reference) if reference else journal.last_paid()
         if sale is None:
@@ -133,9 +180,12 @@ class Commands:
     def do_report(self, request: dict) -> dict:
         """Print a day's closing ticket; the answer comes once it is printed (or could not be)."""
         text = request.get("date")
-        if text is not None and not (isinstance(text, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text)):
-            raise ValueError("date is YYYY-MM-DD")
-        day = date.fromisoformat(text) if text else None
+        if text is not None and not isinstance(text, str):
+            raise ValueError("date: a day as YYYY-MM-DD, or null for today")
+        try:
+            day = report.parse_day(text) if text is not None else None
+        except ValueError as exc:
+            raise ValueError(f"date: {exc}") from None
         reply = self.runtime.ask(lambda request_id: ev.ReportRequested(day, request_id), timeout=REPORT_TIMEOUT)
         if not reply.ok:
             return {"ok": False, "error": reply.reason}
@@ -143,8 +193,8 @@ class Commands:
 
     def do_refund(self, request: dict) -> dict:
         reference = request.get("reference")
-        if not reference:
-            raise ValueError("refund needs the sale's reference")
+        if reference is None:
+            raise ValueError("reference: refund needs the sale's reference")
         sale = self._sale(reference)
         reply = self.runtime.ask(lambda request_id: ev.RefundRequested(sale, request_id), timeout=REFUND_TIMEOUT)
         if not reply.ok:
@@ -178,29 +228,93 @@ def _describe(status: Status, site: Site) -> dict:
     }
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    timeout = CLIENT_TIMEOUT  # an idle client does not hold its thread for ever
+class BadRequest(ValueError):
+    """A request line that is not one JSON object of sane size and text."""
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    """The request line (up to its newline, or all a client sent before it stopped writing), read within
+    ``REQUEST_DEADLINE`` and at most ``MAX_REQUEST`` bytes; TimeoutError for a client that sends too little."""
+    deadline = time.monotonic() + REQUEST_DEADLINE
+    data = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        chunk = sock.recv(MAX_REQUEST + 1 - len(data))
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if b"\n" in chunk:
+            return bytes(data[:data.index(b"\n")])
+        if len(data) > MAX_REQUEST:
+            raise BadRequest(f"the request is longer than {MAX_REQUEST // 1024} KiB; {USAGE}")
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object with no key twice and no string that is not text (a lone surrogate)."""
+    found: dict = {}
+    for key, value in pairs:
+        name = repr(key) if len(key) <= 32 else "a long name"
+        if key in found:
+            raise BadRequest(f"field {name} is given twice")
+        for text in (key, value) if isinstance(value, str) else (key,):
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                raise BadRequest(f"field {name}: not valid Unicode text") from None
+        found[key] = value
+    return found
+
+
+def parse_request(line: bytes) -> dict:
+    """One request from its line: UTF-8, one JSON object, numbers kept exact (``Decimal``: no float
+    rounding, no NaN or infinity, no integer too long to print); BadRequest says what is wrong."""
+    try:
+        text = line.decode()
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the request is not UTF-8 text (byte {exc.start}); {USAGE}") from None
+    try:
+        request = json.loads(text, parse_int=Decimal, parse_float=Decimal, parse_constant=Decimal,
+                             object_pairs_hook=_pairs)
+    except RecursionError:
+        raise BadRequest(f"the request is nested too deeply; {USAGE}") from None
+    except BadRequest:
+        raise
+    except ValueError as exc:
+        raise BadRequest(f"the request is not JSON ({exc}); {USAGE}") from None
+    if not isinstance(request, dict):
+        kind = {list: "an array", str: "a string", Decimal: "a number", bool: "a boolean"}.get(type(request), "null")
+        raise BadRequest(f"the request is {kind}, not a JSON object; {USAGE}")
+    return request
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    """One connection: one request line in, one answer line out, then the connection is closed."""
 
     def handle(self) -> None:
         try:
-            line = self.rfile.readline(MAX_REQUEST)
-        except OSError:  # timed out, or hung up before asking
+            answer = self.server.commands.handle(parse_request(_read_line(self.request)))
+        except TimeoutError:
+            log.info("control client sent no whole request in %ss; hung up on it", REQUEST_DEADLINE)
             return
-        try:
-            request = json.loads(line)
-            if not isinstance(request, dict):
-                raise ValueError("not an object")
-            answer = self.server.commands.handle(request)
-        except (ValueError, RecursionError):
-            answer = {"ok": False, "error": "send one JSON object per line, e.g. {\"command\": \"status\"}"}
+        except BadRequest as exc:
+            log.info("control request refused: %s", str(exc).split(";")[0])
+            answer = {"ok": False, "error": str(exc)}
+        except OSError as exc:
+            log.debug("control client hung up before asking (%s)", type(exc).__name__)
+            return
         except queue.Empty:
             answer = {"ok": False, "error": "the daemon did not answer in time; the request may still be "
                                             "carried out: check `mpqr-kiosk status`"}
         except Exception as exc:  # noqa: BLE001 - the socket must answer, whatever went wrong
             log.exception("control command failed")
             answer = {"ok": False, "error": f"internal error: {type(exc).__name__}"}
+        data = json.dumps(redact_all(answer), ensure_ascii=False).encode("utf-8", "replace") + b"\n"
         try:
-            self.wfile.write(json.dumps(redact_all(answer), ensure_ascii=False).encode() + b"\n")
+            self.request.settimeout(WRITE_TIMEOUT)
+            self.request.sendall(data)
         except OSError:
             log.debug("control client hung up before its answer")
 
@@ -209,23 +323,37 @@ class AlreadyRunning(Exception):
     """Another daemon answers on this control socket (rule 10)."""
 
 
+class SocketUnusable(Exception):
+    """No socket can be made at this path: a directory or file is in its place, or its folder cannot exist."""
+
+
 class ControlServer(socketserver.ThreadingUnixStreamServer):
     """Listens on ``path`` (mode 0660) until ``close()``; refuses to take a socket a live daemon answers on."""
 
     daemon_threads = True
-    request_queue_size = 64  # a burst of clients waits in the backlog instead of being refused
+    request_queue_size = 128  # a burst of clients waits in the backlog instead of being refused
+    closing = False
 
     def __init__(self, path: str, commands: Commands):
         self.path = Path(path)
         self.commands = commands
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SocketUnusable(f"{self.path}: its folder {self.path.parent} cannot be made: {exc.strerror}") from None
         if self.path.is_socket():
             if _answers(self.path):
                 raise AlreadyRunning(f"another mpqr-kiosk daemon answers on {self.path}")
             self.path.unlink()  # left behind by a killed daemon
+        elif self.path.is_symlink() or self.path.exists():
+            kind = "a directory" if self.path.is_dir() else "a file"
+            raise SocketUnusable(f"{self.path} is {kind}, not a socket: remove it or choose another path")
         old_umask = os.umask(0o117)
         try:
             super().__init__(str(self.path), _Handler)
+        except OSError as exc:
+            raise SocketUnusable(f"{self.path}: cannot listen there: {exc.strerror or exc}") from None
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o660)
@@ -234,7 +362,35 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
     def start(self) -> None:
         self.thread.start()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to a thread once fewer than ``MAX_CLIENTS`` are busy; until then the accept
+        loop waits and newer clients queue in the backlog (a full backlog makes them wait, see ``request``)."""
+        while not self.slots.acquire(timeout=0.2):
+            if self.closing:
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One log line, never a traceback on stderr: a client that hangs up early is no error of ours."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            log.debug("control client gone: %s", type(exc).__name__)
+        else:
+            log.error("control connection failed: %s: %s", type(exc).__name__, exc)
+
     def close(self) -> None:
+        self.closing = True
         self.shutdown()
         self.server_close()
         self.path.unlink(missing_ok=True)
@@ -251,26 +407,49 @@ def _answers(path: Path) -> bool:
 
 
 def request(path: str, message: dict[str, Any], timeout: float = 60.0) -> dict:
-    """Send one request to a running daemon and return its answer. A full backlog (the daemon busy with
-    other clients) is waited out, up to ``timeout``."""
+    """Send one request to a running daemon and return its answer, all within ``timeout`` seconds. A full
+    backlog (the daemon busy with other clients) is waited out: ``Busy`` if it stays full; ``TimeoutError``
+    if the answer is late; ``ConnectionError`` if the daemon hangs up or answers with something else."""
     deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no answer within {timeout:g}s")
+        return remaining
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
         while True:
+            sock.settimeout(left())
             try:
                 sock.connect(path)
                 break
             except BlockingIOError:  # EAGAIN: the listen backlog is full right now
-                if time.monotonic() >= deadline:
-                    raise TimeoutError("the daemon's control socket stayed busy") from None
+                if deadline - time.monotonic() <= 0.05:
+                    raise Busy(f"the daemon is busy: its control socket stayed full for {timeout:g}s") from None
                 time.sleep(0.05)
-        sock.sendall(json.dumps(message).encode() + b"\n")
-        data = b""
+        try:
+            sock.sendall(json.dumps(message).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it stopped reading (a request too long): its answer may be waiting all the same
+        data = bytearray()
         while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
+            sock.settimeout(left())
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
             if not chunk:
                 break
             data += chunk
+            if len(data) > MAX_ANSWER:
+                raise ConnectionError(f"the answer is longer than {MAX_ANSWER // 2**20} MiB")
     if not data:
         raise ConnectionError("the daemon closed the control socket without answering")
-    return json.loads(data)
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise ConnectionError("the answer is not JSON") from None
+    if not isinstance(answer, dict) or "ok" not in answer:
+        raise ConnectionError("the answer is not a control answer")
+    return answer

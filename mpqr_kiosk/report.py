@@ -90,6 +90,23 @@ PRUNABLE = ("paid", "refunds", "cancelled", "expired", "failed")
 """The kinds of sale a day keeps only counts of once the sales are pruned (none that needs a person)."""
 
 
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+"""The days a report, a sales list, a reconcile or a closing ticket may ask for (``window`` needs room)."""
+
+
+def parse_day(text: str) -> date:
+    """A ``YYYY-MM-DD`` day from ``FIRST_DAY`` to ``LAST_DAY``; ValueError says how to write one."""
+    try:
+        day = date.fromisoformat(text) if len(text) == 10 and text.isascii() and text[4] == text[7] == "-" else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise ValueError(f"{text[:40]!r} is not a date: write it as YYYY-MM-DD")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{text!r} is out of range: a day from {FIRST_DAY} to {LAST_DAY}")
+    return day
+
+
 def window(first: date, last: date, zone: tzinfo | None) -> tuple[float, float]:
     """Unix seconds that surely hold the local days ``first`` to ``last``, whatever the zone and whichever
     clock a sale's day comes from (a day's margin either side)."""
