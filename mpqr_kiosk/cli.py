@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -14,6 +16,8 @@ from mpqr_kiosk import config as cfg
 from mpqr_kiosk.core.model import SaleState
 from mpqr_kiosk.core.sites import SITES
 from mpqr_kiosk.redact import redact
+
+CONTROL_TIMEOUT = 60.0  # seconds a control command waits for the daemon (a closing ticket: 15 more)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     certify.add_argument("--production", action="store_true",
                          help="allow a production account (by default only test credentials or a test user)")
     certify.add_argument("--restart", action="store_true", help="forget an interrupted run and start over")
-    certify.add_argument("--step-timeout", type=float, default=300.0, metavar="SECONDS",
+    certify.add_argument("--step-timeout", type=seconds_argument, default=300.0, metavar="SECONDS",
                          help="how long each step waits for the buyer (default: %(default)s)")
     preview = commands.add_parser("preview", help="render every screen and a sample receipt to PNG")
     preview.add_argument("--out", type=Path, default=Path("preview-out"), metavar="DIR")
@@ -104,11 +108,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def day_argument(text: str) -> date:
-    """An argparse type: a YYYY-MM-DD date, or a usage error that says how to write one."""
+    """An argparse type: a YYYY-MM-DD date the reports can cover, or a usage error that says how to write one."""
+    from mpqr_kiosk.report import parse_day
+
     try:
-        return date.fromisoformat(text)
+        return parse_day(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def seconds_argument(text: str) -> float:
+    """An argparse type: a number of seconds, more than zero and at most a day."""
+    try:
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write it as YYYY-MM-DD") from None
+        value = math.nan
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds from 0 to 86400")
+    return value
 
 
 def _days(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
+    if command in ("demo", "preview") and not _out_dir(command, args.out):
+        return exits.CONFIG
     if command == "demo":
         from mpqr_kiosk import demo
 
@@ -186,23 +205,51 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "diagnostics":
         from mpqr_kiosk import diagnostics
 
-        return diagnostics.run(args.config, args.out)
+        try:
+            return diagnostics.run(args.config, args.out)
+        except OSError as exc:
+            sys.stderr.write(f"mpqr-kiosk diagnostics: cannot write {exc.filename or args.out}: {exc.strerror}\n")
+            return exits.CONFIG
     return exits.USAGE
 
 
+def _out_dir(command: str, out: Path) -> bool:
+    """Make ``--out`` a folder the command can write in; False, with a message, when it cannot be one."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        sys.stderr.write(f"mpqr-kiosk {command}: --out {out}: cannot make this folder ({reason})\n")
+        return False
+    if not os.access(out, os.W_OK | os.X_OK):
+        sys.stderr.write(f"mpqr-kiosk {command}: --out {out}: no permission to write in this folder\n")
+        return False
+    return True
+
+
 def _control(args: argparse.Namespace) -> int:
-    from mpqr_kiosk.control import request
+    from mpqr_kiosk.control import Busy, parse_amount, parse_reference, request
 
     config = cfg.load(args.config)
     message: dict = {"command": args.command}
-    if args.command == "sale":
-        message["amount"] = args.amount
-    if args.command in ("reprint", "refund") and args.reference:
-        message["reference"] = args.reference
+    try:  # what the daemon would refuse is a usage error here, before the socket
+        if args.command == "sale":
+            parse_amount(args.amount, SITES[config.mercadopago.site])
+            message["amount"] = args.amount
+        if args.command in ("reprint", "refund") and args.reference is not None:
+            message["reference"] = parse_reference(args.reference)
+    except ValueError as exc:
+        sys.stderr.write(f"mpqr-kiosk {args.command}: {exc}\n")
+        return exits.USAGE
     if args.command == "report":
         message["date"] = args.date.isoformat() if args.date else None
+    timeout = CONTROL_TIMEOUT + (15 if args.command == "report" else 0)
     try:
-        answer = request(config.control.socket, message, timeout=75.0 if args.command == "report" else 60.0)
+        answer = request(config.control.socket, message, timeout=timeout)
+    except Busy:
+        sys.stderr.write(f"mpqr-kiosk: the daemon is busy (its control socket at {config.control.socket} stayed full "
+                         f"for {timeout:g}s); try again in a moment\n")
+        return exits.TEMPFAIL
     except (FileNotFoundError, ConnectionRefusedError):
         sys.stderr.write(f"mpqr-kiosk: the daemon is not running (no control socket at {config.control.socket})\n")
         return exits.TEMPFAIL
@@ -210,20 +257,23 @@ def _control(args: argparse.Namespace) -> int:
         sys.stderr.write(f"mpqr-kiosk: no permission on {config.control.socket}; "
                          "run as root or a member of the mpqr-kiosk group\n")
         return exits.CHECK
-    except (ConnectionError, TimeoutError, ValueError) as exc:
+    except (ConnectionError, TimeoutError) as exc:
         sys.stderr.write(f"mpqr-kiosk: no answer from the daemon ({exc}); try again, or see journalctl\n")
         return exits.TEMPFAIL
     except OSError as exc:
-        sys.stderr.write(f"mpqr-kiosk: cannot use the control socket {config.control.socket}: {exc.strerror}\n")
+        sys.stderr.write(f"mpqr-kiosk: cannot use the control socket {config.control.socket}: {exc.strerror or exc}\n")
         return exits.TEMPFAIL
-    if args.command == "status" and not args.json and answer.get("ok"):
-        text = _status_text(answer)
-    elif args.command == "review" and not args.json and answer.get("ok"):
-        text = _review_text(answer)
-    else:
+    try:
+        if args.command == "status" and not args.json and answer["ok"]:
+            text = _status_text(answer)
+        elif args.command == "review" and not args.json and answer["ok"]:
+            text = _review_text(answer)
+        else:
+            text = json.dumps(answer, ensure_ascii=False, indent=2) + "\n"
+    except (KeyError, TypeError, AttributeError):  # a daemon of another version: show what it said
         text = json.dumps(answer, ensure_ascii=False, indent=2) + "\n"
     sys.stdout.write(redact(text))
-    return exits.OK if answer.get("ok") else exits.CHECK
+    return exits.OK if answer["ok"] else exits.CHECK
 
 
 def _review_text(answer: dict) -> str:

@@ -110,6 +110,13 @@ def _line(r: dict) -> str:
 
 
 def _one_sale(journal: Journal, args: argparse.Namespace, zone: tzinfo | None) -> int:
+    from mpqr_kiosk.control import parse_reference
+
+    try:
+        parse_reference(args.ref)
+    except ValueError as exc:
+        sys.stderr.write(f"mpqr-kiosk sales: --ref: {str(exc).removeprefix('reference: ')}\n")
+        return exits.USAGE
     sale = journal.get(args.ref)
     if sale is None:
         sys.stderr.write(f"mpqr-kiosk sales: no sale {args.ref!r} in {journal.path}\n")
