@@ -152,11 +152,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
-    if command in ("demo", "preview") and not _out_dir(command, args.out):
-        return exits.CONFIG
     if command == "demo":
         from mpqr_kiosk import demo
 
+        if not _out_dir(command, args.out):
+            return exits.CONFIG
         try:
             return demo.run(args.out, args.site)
         except demo.DemoFailed as exc:
@@ -201,7 +201,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "preview":
         from mpqr_kiosk import preview
 
-        return preview.run(args.config, args.out, args.at)
+        try:
+            return preview.run(args.config, args.out, args.at)
+        except OSError as exc:
+            sys.stderr.write(f"mpqr-kiosk preview: cannot write {exc.filename or args.out}: {exc.strerror}\n")
+            return exits.CONFIG
     if command == "diagnostics":
         from mpqr_kiosk import diagnostics
 

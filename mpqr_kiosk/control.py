@@ -75,10 +75,10 @@ def parse_amount(value: object, site: Site) -> int:
         raise ValueError("amount: must be more than zero")
     if number > site.to_decimal(site.max_amount):
         raise ValueError(f"amount: must be at most {site.format(site.max_amount)}")
-    minor = number.scaleb(site.decimals)
-    if minor != minor.to_integral_value():
+    exact = number.quantize(Decimal(1).scaleb(-site.decimals))  # bounded above, so no overflow
+    if exact != number:
         raise ValueError(f"amount: {number} has more than {site.decimals} decimals for {site.currency}")
-    return int(minor)
+    return int(exact.scaleb(site.decimals))
 
 
 def parse_reference(value: object) -> str:
@@ -232,9 +232,14 @@ class BadRequest(ValueError):
     """A request line that is not one JSON object of sane size and text."""
 
 
-def _read_line(sock: socket.socket) -> bytes:
-    """The request line (up to its newline, or all a client sent before it stopped writing), read within
-    ``REQUEST_DEADLINE`` and at most ``MAX_REQUEST`` bytes; TimeoutError for a client that sends too little."""
+class TooLong(BadRequest):
+    """A request line longer than ``MAX_REQUEST``: the client may still be sending it."""
+
+
+def _read_line(sock: socket.socket) -> bytes | None:
+    """The request line (up to its newline, or all a client sent before it stopped writing; None if it sent
+    nothing), read within ``REQUEST_DEADLINE`` and at most ``MAX_REQUEST`` bytes; TimeoutError for a client
+    that sends too little."""
     deadline = time.monotonic() + REQUEST_DEADLINE
     data = bytearray()
     while True:
@@ -244,12 +249,26 @@ def _read_line(sock: socket.socket) -> bytes:
         sock.settimeout(left)
         chunk = sock.recv(MAX_REQUEST + 1 - len(data))
         if not chunk:
-            return bytes(data)
+            return bytes(data) if data else None
         data += chunk
         if b"\n" in chunk:
             return bytes(data[:data.index(b"\n")])
         if len(data) > MAX_REQUEST:
-            raise BadRequest(f"the request is longer than {MAX_REQUEST // 1024} KiB; {USAGE}")
+            raise TooLong(f"the request is longer than {MAX_REQUEST // 1024} KiB; {USAGE}")
+
+
+def _drain(sock: socket.socket) -> None:
+    """Drop what a client still sends, until it stops or the deadline passes: closing on unread bytes would
+    reset the connection before the client reads its answer."""
+    deadline = time.monotonic() + REQUEST_DEADLINE
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(65536):
+                return
+    except OSError:
+        return
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict:
@@ -294,14 +313,19 @@ class _Handler(socketserver.BaseRequestHandler):
     """One connection: one request line in, one answer line out, then the connection is closed."""
 
     def handle(self) -> None:
+        too_long = False
         try:
-            answer = self.server.commands.handle(parse_request(_read_line(self.request)))
+            line = _read_line(self.request)
+            if line is None:
+                log.debug("control client hung up before asking")
+                return
+            answer = self.server.commands.handle(parse_request(line))
         except TimeoutError:
             log.info("control client sent no whole request in %ss; hung up on it", REQUEST_DEADLINE)
             return
         except BadRequest as exc:
             log.info("control request refused: %s", str(exc).split(";")[0])
-            answer = {"ok": False, "error": str(exc)}
+            answer, too_long = {"ok": False, "error": str(exc)}, isinstance(exc, TooLong)
         except OSError as exc:
             log.debug("control client hung up before asking (%s)", type(exc).__name__)
             return
@@ -317,6 +341,9 @@ class _Handler(socketserver.BaseRequestHandler):
             self.request.sendall(data)
         except OSError:
             log.debug("control client hung up before its answer")
+            return
+        if too_long:
+            _drain(self.request)
 
 
 class AlreadyRunning(Exception):

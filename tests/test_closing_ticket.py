@@ -114,7 +114,8 @@ def test_the_assembled_kiosk_prints_the_days_ticket_after_the_receipt(kiosk):
     assert answer == {"ok": True, "note": "the closing ticket of 2020-01-01 is printed"}
     assert kiosk.receipt_bytes().count(b"FECHAMENTO DO DIA") == 4
     assert b"01/01/2020" in kiosk.receipt_bytes()
-    assert kiosk.command({"command": "report", "date": "yesterday"}) == {"ok": False, "error": "date is YYYY-MM-DD"}
+    assert kiosk.command({"command": "report", "date": "yesterday"}) == {
+        "ok": False, "error": "date: 'yesterday' is not a date: write it as YYYY-MM-DD"}
 
 
 @pytest.mark.slow
