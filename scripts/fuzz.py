@@ -906,6 +906,8 @@ def run_control(campaign: Campaign, indexes: range, folder: Path) -> None:
                     rig.close()
                     rig = DaemonRig(folder.with_name(f"{folder.name}-{index}"))
                 continue
+            if not answer and not line:  # said nothing, heard nothing
+                continue
             try:
                 reply = json.loads(answer)
             except ValueError:
@@ -973,8 +975,13 @@ class Proxy:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                """The daemon hanging up (its own deadline) is the daemon's business, not the proxy's."""
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
