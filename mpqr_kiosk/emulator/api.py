@@ -22,6 +22,9 @@ from mpqr_kiosk.emulator.state import Emulator
 log = logging.getLogger(__name__)
 
 MALFORMED = b'{"elements": [{"id": 4018801790, "status": "clo'
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+HUGE_NUMBER = b"9" * 5000  # more digits than Python's int() takes from text (4300)
+AMOUNT_KEYS = frozenset({"transaction_amount", "total_amount", "paid_amount", "amount"})
 FAULT_ANSWERS = {
     "http500": (500, "internal_server_error", "Internal server error (injected)"),
     "http503": (503, "service_unavailable", "Service unavailable (injected)"),
@@ -183,6 +186,10 @@ def _fault_answer(fault: Fault, req: Request) -> Response:
         return Response(200, MALFORMED)
     if fault.kind == "empty":
         return Response(200, b"")
+    if fault.kind == "wrong_type":
+        return json_response(200, "ok")
+    if fault.kind == "deep_json":
+        return Response(200, DEEP_JSON)
     if fault.kind in ("foreign", "absurd"):
         return json_response(200, _lying_body(fault.kind, req))
     if fault.kind == "echo_token":
@@ -206,6 +213,24 @@ def _lying_body(kind: str, req: Request) -> Any:
                                                "reference_id": "100"}]}}
     return {"elements": [{"id": 1, "status": "closed", "external_reference": reference, "payments": payments}],
             "total": 1, "next_offset": 1}
+
+
+def _huge_amounts(response: Response) -> Response:
+    """The real answer with every amount in it written as a 5000-digit JSON number."""
+    if response.status >= 300 or not response.body.strip():
+        return response
+    marker = "__HUGE_AMOUNT__"
+
+    def garble(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: marker if k in AMOUNT_KEYS else garble(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [garble(v) for v in value]
+        return value
+
+    body = json.dumps(garble(json.loads(response.body)), ensure_ascii=False).encode("utf-8")
+    return Response(response.status, body.replace(f'"{marker}"'.encode(), HUGE_NUMBER), response.content_type,
+                    response.headers)
 
 
 def _call(emu: Emulator, route: Route, req: Request, user: int, params: dict[str, Any]) -> Response:
@@ -234,6 +259,8 @@ def _apply(
     """The handler's answer, or the fault's: before (``after=False``) or after applying the operation."""
     if fault is None:
         return _call(emu, route, req, user, params)
+    if fault.kind == "huge_amount":
+        return _huge_amounts(_call(emu, route, req, user, params))
     if fault.kind == "timeout":
         if not fault.after:
             time.sleep(fault.delay)

@@ -9,8 +9,11 @@ from typing import Any
 OPS = ("push", "read", "cancel", "refund", "probe")
 # Transport and status faults, then answers that look fine but must not be believed: an empty 200, a body
 # about another sale, amounts no payment can have, and an error that echoes the caller's access token.
+# The last three are hostile or garbled answers, not documented behaviour: the real answer with every amount
+# a 5000-digit number (``huge_amount``), a JSON string where an object or list belongs (``wrong_type``) and
+# an array nested 100000 deep (``deep_json``).
 KINDS = ("timeout", "http500", "http503", "http429", "reset", "malformed", "http409", "http400",
-         "empty", "foreign", "absurd", "echo_token")
+         "empty", "foreign", "absurd", "echo_token", "huge_amount", "wrong_type", "deep_json")
 
 
 @dataclass
@@ -19,6 +22,7 @@ class Fault:
 
     ``after=True``: the operation is applied and only its answer is lost or garbled (the indeterminate
     case); ``after=False``: the fault strikes first (for ``timeout``: the operation runs after ``delay``).
+    ``huge_amount`` garbles the real answer, so its operation is always applied.
     """
 
     op: str
