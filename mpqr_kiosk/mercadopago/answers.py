@@ -36,9 +36,9 @@ def listing(value: Any, what: str, name: str) -> list[Any]:
     return value
 
 
-def amount(value: Any, site: Site, what: str, name: str) -> int:
-    """A payment amount in minor units: a JSON number or numeric string, finite, not negative, within the
-    site's bound and with no more decimals than the currency has."""
+def amount(value: Any, site: Site, what: str, name: str, bound: int | None = None) -> int:
+    """A payment amount in minor units: a JSON number or numeric string, finite, not negative, within
+    ``bound`` (by default the site's for one sale) and with no more decimals than the currency has."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise BadResponse(what, message=f"{name} is not an amount")
     if isinstance(value, float) and not math.isfinite(value):
@@ -49,8 +49,25 @@ def amount(value: Any, site: Site, what: str, name: str) -> int:
         minor = site.from_api(Decimal(str(value)))
     except (ValueError, InvalidOperation):
         raise BadResponse(what, message=f"{name} has more decimals than {site.currency}") from None
-    require(0 <= minor <= site.max_amount, what, f"{name} is out of range for one sale")
+    require(0 <= minor <= (site.max_amount if bound is None else bound), what, f"{name} is out of range for one sale")
     return minor
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value from an answer as an error message may quote it: its repr, cut to ``limit`` characters."""
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def text(value: Any, limit: int = 60) -> str:
+    """A name from an answer for a terminal or a log: printable characters only, at most ``limit`` of them;
+    ``"?"`` when it is not a string or a number."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return "?"
+    cleaned = "".join(c if c.isprintable() else "?" for c in str(value)[:limit])
+    return cleaned or "?"
 
 
 def identifier(value: Any, pattern: re.Pattern[str], what: str, name: str) -> str:

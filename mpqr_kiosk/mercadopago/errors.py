@@ -6,6 +6,7 @@ from __future__ import annotations
 # Status codes whose outcome is unknown (the request may or may not have taken effect): read back, never
 # blindly repeat a create (rule 3). 409/423 are idempotency or state conflicts, 424 a failed dependency.
 INDETERMINATE_STATUSES = frozenset({408, 409, 423, 424, 429})
+MAX_MESSAGE = 300  # characters of an error's message: a log line stays one short line whatever the API sent
 
 
 class ApiError(Exception):
@@ -14,10 +15,10 @@ class ApiError(Exception):
     def __init__(self, what: str, status: int = 0, code: str = "", message: str = "", retry_after: float = 0.0):
         self.what = what  # "PUT /instore/qr/.../orders"
         self.status = status  # 0 when no HTTP answer arrived
-        self.code = code  # the API's error key, e.g. "invalid_external_reference"
-        self.message = message
+        self.code = code[:80]  # the API's error key, e.g. "invalid_external_reference"
+        self.message = message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE - 3] + "..."
         self.retry_after = retry_after
-        detail = " ".join(part for part in (str(status or ""), code, message) if part)
+        detail = " ".join(part for part in (str(status or ""), self.code, self.message) if part)
         super().__init__(f"{what}: {detail}" if detail else what)
 
     @property
@@ -36,6 +37,10 @@ class BadResponse(ApiError):
     @property
     def indeterminate(self) -> bool:
         return True
+
+    def plain(self) -> str:
+        """One line for a technician: which answer was not usable, and why."""
+        return f"Mercado Pago's answer to {self.what} was not usable: {self.message}"
 
 
 class NotSent(ApiError):

@@ -4,18 +4,24 @@ server's clock learned from the ``Date`` header (a Pi has no real-time clock).
 Every request has an overall deadline, not only a per-read timeout: an answer dripped a byte at a time is
 cut when the deadline passes (a timer shuts the socket the request uses), so it can never hold the API
 worker. Redirects are never followed (the token must not travel anywhere else), bodies are capped, and the
-token is taken out of anything an error message could echo back.
+token is taken out of anything an error message could echo back. A body is JSON only within bounds: nesting
+deeper than ``MAX_DEPTH``, a number longer than ``MAX_NUMBER`` characters, one too large or too small for
+money, or ``NaN``/``Infinity`` make it a ``BadResponse``, never a ``RecursionError`` or a 5000-digit integer.
 """
 
 from __future__ import annotations
 
 import email.utils
+import itertools
 import json as jsonlib
 import logging
+import math
+import re
 import socket
 import threading
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -34,6 +40,12 @@ READ_TIMEOUT = 10.0
 DEADLINE = 15.0  # seconds for a whole request, answer included
 MAX_BODY = 1 << 20  # bytes: no answer of this API is anywhere near
 MAX_RETRY_AFTER = 300.0  # seconds: a Retry-After of days is a mistake; five minutes is plenty
+MAX_DEPTH = 32  # levels of JSON nesting: this API's deepest answer has about six
+MAX_NUMBER = 40  # characters in one JSON number: ids have at most 20 digits, amounts fewer
+MAX_EXPONENT = 30  # a number's decimal exponent: no id or amount is beyond 10**30 or below 10**-30
+STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+STEP = [1 if chr(b) in "[{" else -1 for b in range(256)]  # what each bracket does to the depth
 
 
 class _Cutter:
@@ -162,10 +174,7 @@ class HttpClient:
             raise self._error(what, response, content)
         if not content.strip():
             return None
-        try:
-            return jsonlib.loads(content)
-        except (ValueError, RecursionError):
-            raise BadResponse(what, response.status_code, message="the body is not JSON") from None
+        return decode(content, what, response.status_code)
 
     def _learn_clock(self, response: requests.Response, our_time: float) -> None:
         date = response.headers.get("Date")
@@ -180,8 +189,8 @@ class HttpClient:
         token is taken out of whatever the API echoed back."""
         code = message = ""
         try:
-            body = jsonlib.loads(content)
-        except (ValueError, RecursionError):
+            body = decode(content, what, response.status_code)
+        except BadResponse:
             body = None
         if isinstance(body, dict):
             errors = body.get("errors")
@@ -199,6 +208,80 @@ class HttpClient:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
+
+
+def download(url: str, what: str, limit: int, deadline: float = DEADLINE) -> bytes:
+    """GET a file that is not the API's, without the token: at most ``limit`` bytes within ``deadline``
+    seconds, up to three redirects followed. ``TransportError`` when no whole answer came in time, the status's
+    ``ApiError`` for an error status, ``BadResponse`` for a body larger than ``limit``."""
+    cutter = _Cutter()
+    thread = threading.get_ident()
+    timer = threading.Timer(deadline, cutter.cut, args=(thread,))
+    timer.daemon = True
+    sent = time.time()
+    timer.start()
+    try:
+        with _session(cutter) as session:
+            session.max_redirects = 3
+            with session.get(url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), stream=True,
+                             headers={"User-Agent": f"mpqr-kiosk/{__version__}"}) as response:
+                content = response.raw.read(limit + 1, decode_content=True)
+    except requests.Timeout:
+        raise TransportError(what, message="timed out") from None
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        late = time.time() - sent >= deadline
+        raise TransportError(what, message=f"no whole answer within {deadline:.0f} s" if late
+                             else type(exc).__name__) from None
+    finally:
+        timer.cancel()
+        cutter.done(thread)
+    if response.status_code >= 400:
+        raise error_for(response.status_code)(what, response.status_code, message="the download was refused")
+    if len(content) > limit:
+        raise BadResponse(what, response.status_code, message=f"the answer is larger than {limit} bytes")
+    return content
+
+
+class _Refused(ValueError):
+    """A JSON value out of bounds, met while decoding."""
+
+
+def decode(content: bytes, what: str, status: int = 200) -> Any:
+    """A JSON body within bounds; ``BadResponse`` (naming ``what`` and the problem, never the body) otherwise."""
+    if _depth(content) > MAX_DEPTH:
+        raise BadResponse(what, status, message=f"the body nests deeper than {MAX_DEPTH} levels")
+    try:
+        return jsonlib.loads(content, parse_int=_integer, parse_float=_real, parse_constant=_constant)
+    except _Refused as exc:
+        raise BadResponse(what, status, message=str(exc)) from None
+    except (ValueError, RecursionError):
+        raise BadResponse(what, status, message="the body is not JSON") from None
+
+
+def _depth(content: bytes) -> int:
+    """How deep the body's arrays and objects nest (brackets inside strings do not count)."""
+    brackets = STRINGS.sub(b"", content).translate(None, NOT_BRACKETS)
+    return max(itertools.accumulate(map(STEP.__getitem__, brackets)), default=0)
+
+
+def _integer(text: str) -> int:
+    if len(text) > MAX_NUMBER:
+        raise _Refused(f"a number in the body has {len(text)} digits")
+    return int(text)
+
+
+def _real(text: str) -> float:
+    if len(text) > MAX_NUMBER:
+        raise _Refused(f"a number in the body has {len(text)} characters")
+    value = float(text)
+    exact = Decimal(text)
+    if not math.isfinite(value) or exact and not -MAX_EXPONENT <= exact.adjusted() <= MAX_EXPONENT:
+        raise _Refused(f"a number in the body is out of range ({text[:MAX_NUMBER]})")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise _Refused(f"the body has {name}, which is not a JSON number")
 
 
 def _retry_after(value: str) -> float:

@@ -119,8 +119,9 @@ class InstoreBackend:
         for mo in merchant_orders:
             answers.require(mo.get("external_reference") == sale.reference, what,
                             "a merchant order names another sale")
-            phase = MERCHANT_ORDER_STATUSES.get(mo.get("status"))
-            answers.require(phase is not None, what, f"unknown merchant order status {mo.get('status')!r}")
+            word = mo.get("status")
+            phase = MERCHANT_ORDER_STATUSES.get(word) if isinstance(word, str) else None
+            answers.require(phase is not None, what, f"unknown merchant order status {answers.shown(word)}")
             mo_id = answers.identifier(mo.get("id"), answers.PAYMENT_ID, what, "the merchant order id")
             if phase is OrderPhase.CLOSED:
                 closed_id = closed_id or mo_id
@@ -138,7 +139,8 @@ class InstoreBackend:
 
     def _payment(self, raw: dict[str, Any], what: str) -> Payment:
         status = raw.get("status")
-        answers.require(status in STATUS_WORDS, what, f"unknown payment status {status!r}")
+        answers.require(isinstance(status, str) and status in STATUS_WORDS, what,
+                        f"unknown payment status {answers.shown(status)}")
         return Payment(answers.identifier(raw.get("id"), answers.PAYMENT_ID, what, "a payment id"),
                        PaymentStatus(status),
                        answers.amount(raw.get("transaction_amount"), self.seller.site, what, "transaction_amount"))

@@ -138,7 +138,7 @@ class OrdersBackend:
         answers.require(not expected or found == expected, what, "the answer is about another order")
         answers.require(order.get("external_reference") == sale.reference, what, "the order names another sale")
         phase = PHASES.get(order.get("status")) if isinstance(order.get("status"), str) else None
-        answers.require(phase is not None, what, f"unknown order status {order.get('status')!r}")
+        answers.require(phase is not None, what, f"unknown order status {answers.shown(order.get('status'))}")
         transactions = answers.mapping(order.get("transactions") or {}, what, "transactions")
         payments = []
         for raw in answers.listing(transactions.get("payments"), what, "payments"):
@@ -149,7 +149,8 @@ class OrdersBackend:
 
     def _payment(self, raw: dict[str, Any], what: str) -> Payment | None:
         word = raw.get("status")
-        answers.require(isinstance(word, str) and word in PAYMENT_STATUSES, what, f"unknown payment status {word!r}")
+        answers.require(isinstance(word, str) and word in PAYMENT_STATUSES, what,
+                        f"unknown payment status {answers.shown(word)}")
         status = PAYMENT_STATUSES[word]
         if status is None:
             return None
