@@ -12,7 +12,8 @@ from mpqr_kiosk.assemble import display_of, printer_of
 from mpqr_kiosk.catalog import CatalogError, load_catalog
 from mpqr_kiosk.core.model import Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
-from mpqr_kiosk.mercadopago.errors import ApiError
+from mpqr_kiosk.mercadopago import answers
+from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.provision import find_pos, static_payload
 from mpqr_kiosk.redact import redact
@@ -63,21 +64,34 @@ def run(config_path: str, report: Report | None = None) -> int:
 
 
 def _check_account(config: cfg.Config, token: str, report: Report) -> None:
+    """The token, the POS and its QR, from Mercado Pago. An answer of the wrong shape fails its line, naming
+    the request and what was wrong (exit 4, as a request with no answer does: check reports, it does not
+    retry); the QR image, only compared, warns."""
     mp = config.mercadopago
     client = HttpClient(mp.api_base, token)
+    what = "GET /users/me"
     try:
-        me = client.request("GET", "/users/me") or {}
+        me = answers.mapping(client.request("GET", "/users/me"), what, "the account")
+        user, site_id = me.get("id"), me.get("site_id")
+        answers.require(isinstance(user, int) and not isinstance(user, bool), what, "the account has no numeric id")
+        answers.require(site_id is None or isinstance(site_id, str), what, "site_id is not text")
+    except BadResponse as exc:
+        report.fail("token", exc.plain())
+        return
     except ApiError as exc:
         report.fail("token", f"{mp.api_base} refused it or did not answer: {exc}")
         return
-    if me.get("id") != mp.user_id:
-        report.fail("token", f"belongs to user {me.get('id')}, but mercadopago.user_id is {mp.user_id}")
-    elif me.get("site_id") and me.get("site_id") != mp.site:
-        report.fail("token", f"the account is on site {me.get('site_id')}, but mercadopago.site is {mp.site}")
+    if user != mp.user_id:
+        report.fail("token", f"belongs to user {user}, but mercadopago.user_id is {mp.user_id}")
+    elif site_id and site_id != mp.site:
+        report.fail("token", f"the account is on site {answers.text(site_id)}, but mercadopago.site is {mp.site}")
     else:
-        report.ok("token", f"user {me.get('id')} ({me.get('nickname', '?')}), site {me.get('site_id', '?')}")
+        report.ok("token", f"user {user} ({answers.text(me.get('nickname'))}), site {answers.text(site_id)}")
     try:
         pos = find_pos(client, mp.external_pos_id)
+    except BadResponse as exc:
+        report.fail("pos", exc.plain())
+        return
     except ApiError as exc:
         report.fail("pos", str(exc))
         return
@@ -87,14 +101,16 @@ def _check_account(config: cfg.Config, token: str, report: Report) -> None:
     if not pos.get("fixed_amount"):
         report.fail("pos", f"POS {mp.external_pos_id} has fixed_amount false: customers would type the amount")
     else:
-        report.ok("pos", f"{mp.external_pos_id} (id {pos.get('id')}) in store {pos.get('external_store_id')}")
+        report.ok("pos", f"{mp.external_pos_id} (id {answers.text(pos.get('id'))}) in store "
+                  f"{answers.text(pos.get('external_store_id'))}")
     if not mp.qr_payload:
         report.fail("qr", "mercadopago.qr_payload is empty; run `mpqr-kiosk provision`")
         return
     try:
         served = static_payload(pos)
     except (ApiError, ValueError) as exc:
-        report.warn("qr", f"could not read the POS QR image to compare: {exc}")
+        detail = exc.plain() if isinstance(exc, BadResponse) else str(exc)
+        report.warn("qr", f"could not read the POS QR image to compare: {detail}")
         return
     if served != mp.qr_payload:
         report.fail("qr", "mercadopago.qr_payload is not this POS's QR; run `mpqr-kiosk provision` again")

@@ -1,4 +1,10 @@
-"""Find or create the store and the POS on the account, and read the POS's static QR payload."""
+"""Find or create the store and the POS on the account, and read the POS's static QR payload.
+
+Every answer is checked before it is used (``answers``): an answer of the wrong shape, a QR image that is not
+one, or one too big to decode is a ``BadResponse``. ``provision`` exits 75 on it, as on no answer or a 5xx: the
+outcome is unknown and running it again is safe; 4 when Mercado Pago refused what was asked, or the QR's
+payload fails its CRC.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +13,77 @@ import logging
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
-import requests
 import zxingcpp
 from PIL import Image
 
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk import emvco, exits
+from mpqr_kiosk.mercadopago import answers
 from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse
-from mpqr_kiosk.mercadopago.http import HttpClient
+from mpqr_kiosk.mercadopago.http import HttpClient, download
 from mpqr_kiosk.token import load_token
 
 log = logging.getLogger(__name__)
 
 
-def find_pos(client: HttpClient, external_pos_id: str) -> dict | None:
-    """The POS with this ``external_id``, or ``None``."""
-    found = client.request("GET", "/pos", params={"external_id": external_pos_id}) or {}
-    results = found.get("results") or []
-    return results[0] if results else None
+MAX_IMAGE = 2 << 20  # bytes of the POS's QR image: Mercado Pago's is a few kilobytes
+MAX_PIXELS = 4096 * 4096  # a QR image larger than this is not one (and would take the Pi's memory to decode)
 
 
-def static_payload(pos: dict, timeout: float = 10.0) -> str:
+def find_pos(client: HttpClient, external_pos_id: str) -> dict[str, Any] | None:
+    """The POS with this ``external_id``, or ``None``; ``BadResponse`` when the answer is not a POS search's."""
+    what = "GET /pos"
+    found = answers.mapping(client.request("GET", "/pos", params={"external_id": external_pos_id}), what,
+                            "the POS search answer")
+    results = [answers.mapping(r, what, "a POS") for r in answers.listing(found.get("results"), what, "results")]
+    ours = [r for r in results if r.get("external_id") == external_pos_id]
+    answers.require(bool(ours) or not results, what, f"it lists other POS only, not {external_pos_id}")
+    return _pos(ours[0], what) if ours else None
+
+
+def _pos(value: Any, what: str) -> dict[str, Any]:
+    """A POS as the API shows it, with the fields provisioning and ``check`` read."""
+    pos = answers.mapping(value, what, "the POS")
+    answers.identifier(pos.get("id"), answers.PAYMENT_ID, what, "the POS id")
+    answers.require(isinstance(pos.get("fixed_amount", False), bool), what, "fixed_amount is not true or false")
+    return pos
+
+
+def static_payload(pos: dict[str, Any], timeout: float = 10.0) -> str:
     """Download the POS's QR image and decode it to its EMVCo payload, CRC checked.
 
-    The image lives on another host than the API: it is fetched without the access token."""
-    url = (pos.get("qr") or {}).get("image", "")
-    if not url:
-        raise BadResponse("GET /pos", message=f"POS {pos.get('external_id')} has no qr.image")
+    The image lives on another host than the API: it is fetched without the access token, at most
+    ``MAX_IMAGE`` bytes and ``MAX_PIXELS`` pixels of it."""
+    what = "GET /pos"
+    qr = answers.mapping(pos.get("qr"), what, "qr")
+    url = qr.get("image")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise BadResponse(what, message=f"POS {answers.text(pos.get('external_id'))} has no qr.image URL")
+    return _read_qr(download(url, "GET qr.image", MAX_IMAGE, timeout))
+
+
+def _read_qr(content: bytes) -> str:
+    what = "GET qr.image"
     try:
-        response = requests.get(url, timeout=timeout)
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        raise ApiError("GET qr.image", message=f"cannot download the POS QR image: {type(exc).__name__}") from None
-    codes = zxingcpp.read_barcodes(Image.open(io.BytesIO(response.content)).convert("L"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(content), formats=("PNG", "JPEG", "GIF"))
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise BadResponse(what, message=f"the image is {width}x{height} pixels, far more than a QR needs")
+            codes = zxingcpp.read_barcodes(image.convert("L"))
+    except BadResponse:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an image decoder fails in many ways on a garbled file
+        bomb = isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning)
+        kind = "a decompression bomb" if bomb else "not a whole PNG, JPEG or GIF image"
+        raise BadResponse(what, message=f"the QR image is {kind} ({type(exc).__name__})") from None
     if not codes:
-        raise BadResponse("GET qr.image", message="no QR code found in the POS image")
+        raise BadResponse(what, message="no QR code found in the POS image")
     payload = codes[0].text
     emvco.verify(payload)
     return payload
@@ -71,9 +111,14 @@ class ProvisionError(Exception):
 
 def ensure_store(client: HttpClient, user_id: int, external_id: str, shop: cfg.ShopConfig) -> dict:
     """Find the store by ``external_id`` or create it, at the ``[shop]`` location."""
-    found = client.request("GET", f"/users/{user_id}/stores/search", params={"external_id": external_id}) or {}
-    if isinstance(found, dict) and isinstance(found.get("results"), list) and found["results"]:
-        return found["results"][0]
+    what = f"GET /users/{user_id}/stores/search"
+    found = answers.mapping(client.request("GET", f"/users/{user_id}/stores/search",
+                                           params={"external_id": external_id}), what, "the store search answer")
+    results = [answers.mapping(r, what, "a store") for r in answers.listing(found.get("results"), what, "results")]
+    ours = [r for r in results if r.get("external_id") == external_id]
+    answers.require(bool(ours) or not results, what, f"it lists other stores only, not {external_id}")
+    if ours:
+        return _store(ours[0], what)
     missing = [key for key in LOCATION_KEYS if not getattr(shop, key)]
     if missing:
         raise ProvisionError(f"to create store {external_id}, Mercado Pago needs its location: fill in [shop] "
@@ -83,14 +128,21 @@ def ensure_store(client: HttpClient, user_id: int, external_id: str, shop: cfg.S
                          "city_name": shop.city, "state_name": shop.state, "latitude": shop.latitude,
                          "longitude": shop.longitude, "reference": shop.address}}
     try:
-        return client.request("POST", f"/users/{user_id}/stores", json=body) or {}
+        return _store(client.request("POST", f"/users/{user_id}/stores", json=body), f"POST /users/{user_id}/stores")
     except ApiError as exc:
         if exc.code in STORE_ERRORS:
             raise ProvisionError(f"Mercado Pago refused the store: {STORE_ERRORS[exc.code]} ({exc.code})") from None
         raise
 
 
-def ensure_pos(client: HttpClient, store: dict, external_store_id: str, external_pos_id: str, name: str) -> dict:
+def _store(value: Any, what: str) -> dict[str, Any]:
+    store = answers.mapping(value, what, "the store")
+    answers.identifier(store.get("id"), answers.PAYMENT_ID, what, "the store id")
+    return store
+
+
+def ensure_pos(client: HttpClient, store: dict[str, Any], external_store_id: str, external_pos_id: str,
+               name: str) -> dict[str, Any]:
     """Find the POS by ``external_id`` or create it with ``fixed_amount: true`` (the attended model)."""
     pos = find_pos(client, external_pos_id)
     if pos:
@@ -98,11 +150,14 @@ def ensure_pos(client: HttpClient, store: dict, external_store_id: str, external
     body = {"name": name[:44], "fixed_amount": True, "store_id": store.get("id"),
             "external_store_id": external_store_id, "external_id": external_pos_id}
     try:
-        return client.request("POST", "/pos", json=body) or {}
+        return _pos(client.request("POST", "/pos", json=body), "POST /pos")
     except ApiError as exc:
-        if exc.status == 409:  # created meanwhile (or by an earlier run that lost its answer)
-            return find_pos(client, external_pos_id) or {}
-        raise
+        if exc.status != 409:
+            raise
+    pos = find_pos(client, external_pos_id)  # 409: created meanwhile, or by an earlier run that lost its answer
+    if pos is None:
+        raise BadResponse("POST /pos", 409, message=f"POS {external_pos_id} exists, but the search does not show it")
+    return pos
 
 
 def write_payload(config_path: str, payload: str) -> None:
@@ -133,12 +188,22 @@ def run(config_path: str) -> int:
     client = HttpClient(mp.api_base, load_token(mp, config.path))
     try:
         store = ensure_store(client, mp.user_id, mp.external_store_id, config.shop)
-        sys.stdout.write(f"store {mp.external_store_id}: id {store.get('id')}\n")
+        sys.stdout.write(f"store {mp.external_store_id}: id {answers.text(store.get('id'))}\n")
         pos = ensure_pos(client, store, mp.external_store_id, mp.external_pos_id,
                          f"{config.shop.name} {mp.external_pos_id}")
-        sys.stdout.write(f"pos   {mp.external_pos_id}: id {pos.get('id')}, fixed_amount {pos.get('fixed_amount')}\n")
+        sys.stdout.write(f"pos   {mp.external_pos_id}: id {answers.text(pos.get('id'))}, "
+                         f"fixed_amount {pos.get('fixed_amount')}\n")
         payload = static_payload(pos)
-    except (ApiError, ValueError, ProvisionError) as exc:
+    except BadResponse as exc:
+        sys.stderr.write(f"mpqr-kiosk provision: {exc.plain()}; try again later\n")
+        return exits.TEMPFAIL
+    except ApiError as exc:
+        if exc.indeterminate:  # no answer, 5xx, 429: time may fix it
+            sys.stderr.write(f"mpqr-kiosk provision: {exc}; try again later\n")
+            return exits.TEMPFAIL
+        sys.stderr.write(f"mpqr-kiosk provision: {exc}\n")
+        return exits.CHECK
+    except (ValueError, ProvisionError) as exc:
         sys.stderr.write(f"mpqr-kiosk provision: {exc}\n")
         return exits.CHECK
     if payload == mp.qr_payload:

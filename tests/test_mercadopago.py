@@ -208,12 +208,14 @@ def test_provisioning_reads_the_pos_qr_image_to_its_payload(emulator):
 
 def test_the_qr_image_is_fetched_without_the_token(emulator, monkeypatch):
     sent = []
-    real_get = requests.get
+    real_send = requests.Session.send
 
-    def spy(url, **kwargs):
-        sent.append(kwargs.get("headers"))
-        return real_get(url, **kwargs)
+    def spy(session, prepared, **kwargs):
+        sent.append((prepared.url, prepared.headers.get("Authorization")))
+        return real_send(session, prepared, **kwargs)
 
-    monkeypatch.setattr(requests, "get", spy)
-    static_payload(find_pos(HttpClient(emulator.url, TOKEN), "POS001"))
-    assert sent == [None]
+    monkeypatch.setattr(requests.Session, "send", spy)
+    pos = find_pos(HttpClient(emulator.url, TOKEN), "POS001")
+    sent.clear()
+    static_payload(pos)
+    assert [auth for _, auth in sent] == [None] and sent[0][0] == pos["qr"]["image"]
