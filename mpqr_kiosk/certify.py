@@ -34,7 +34,8 @@ from mpqr_kiosk.assemble import backend_of, display_of
 from mpqr_kiosk.control import request
 from mpqr_kiosk.core.model import Item, Observation, OrderPhase, Sale, SaleState, Screen, ScreenKind
 from mpqr_kiosk.core.sites import Site, site
-from mpqr_kiosk.mercadopago.errors import ApiError
+from mpqr_kiosk.mercadopago import answers
+from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.ports import Backend
 from mpqr_kiosk.redact import redact_all
@@ -80,10 +81,14 @@ class Run:
     orders_api: bool  # the Orders API shows no rejected attempt
 
     def load(self) -> dict:
+        """The progress saved by an interrupted run; a fresh start when there is none or it is not ours."""
         try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            progress = json.loads(self.path.read_text())
+        except (OSError, ValueError, RecursionError):
+            progress = None
+        if not isinstance(progress, dict) or not all(isinstance(progress.get(k), dict) for k in ("events", "orders")):
             return {"events": {}, "orders": {}}
+        return progress
 
     def save(self, progress: dict) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -231,13 +236,18 @@ def run(args: argparse.Namespace) -> int:
         return exits.CHECK
     backend = backend_of(mp, token, config.shop.name)
     try:
-        me = HttpClient(mp.api_base, token).request("GET", "/users/me")
-        me = me if isinstance(me, dict) else {}
+        me = answers.mapping(HttpClient(mp.api_base, token).request("GET", "/users/me"), "GET /users/me",
+                             "the account")
+    except BadResponse as exc:
+        sys.stderr.write(f"mpqr-kiosk certify: {exc.plain()}; try again\n")
+        return exits.TEMPFAIL
     except ApiError as exc:
         sys.stderr.write(f"mpqr-kiosk certify: Mercado Pago did not answer: {exc}\n")
         return exits.TEMPFAIL
-    test = token.startswith("TEST-") or str(me.get("nickname", "")).upper().startswith("TEST") \
-        or "test_user" in (me.get("tags") or [])
+    tags = me.get("tags")
+    test = token.startswith("TEST-") or answers.text(me.get("nickname")).upper().startswith("TEST") \
+        or isinstance(tags, list) and "test_user" in tags
+    user_id = me.get("id") if isinstance(me.get("id"), int) and not isinstance(me.get("id"), bool) else mp.user_id
     if not test and not args.production:
         sys.stderr.write("mpqr-kiosk certify: this token is a production account's; certify with test "
                          "credentials or a test user, or add --production to do it with real money\n")
@@ -263,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     progress = the_run.load()
     results: dict[str, dict] = progress["events"]
     say(f"mpqr-kiosk certify {__version__}: the attended model on POS {mp.external_pos_id} ({mp.site}, "
-        f"{mp.api} API, user {me.get('id', mp.user_id)}){' — resuming' if results else ''}")
+        f"{mp.api} API, user {user_id}){' — resuming' if results else ''}")
     try:
         for act, events, play in ACTS:
             if all(str(n) in results and results[str(n)]["result"] == "passed" for n in events):
@@ -286,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
         say("interrupted: run `mpqr-kiosk certify` again to resume")
         return exits.TEMPFAIL
     passed = sum(1 for n in EVENTS if results.get(str(n), {}).get("result") == "passed")
-    _report(state, mp, me, results)
+    _report(state, mp, user_id, results)
     the_run.path.unlink(missing_ok=True)
     say(f"{passed} of {len(EVENTS)} events passed; report: {state / (REPORT_FILE + '.md')}")
     return exits.OK if passed == len(EVENTS) else exits.CHECK
@@ -320,8 +330,8 @@ def _display(config: cfg.Config, the_site: Site) -> Callable[[Screen], None]:
     return show
 
 
-def _report(state: Path, mp: cfg.MercadoPagoConfig, me: dict, results: dict) -> None:
-    data = {"version": __version__, "site": mp.site, "api": mp.api, "user_id": me.get("id", mp.user_id),
+def _report(state: Path, mp: cfg.MercadoPagoConfig, user_id: int, results: dict) -> None:
+    data = {"version": __version__, "site": mp.site, "api": mp.api, "user_id": user_id,
             "pos": mp.external_pos_id, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "events": [{"number": n, "event": EVENTS[n], **results.get(str(n), {"result": "not run"})}
                        for n in EVENTS]}

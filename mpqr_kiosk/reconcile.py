@@ -28,13 +28,15 @@ from mpqr_kiosk.assemble import backend_of
 from mpqr_kiosk.core.model import PaymentStatus, Sale, SaleState
 from mpqr_kiosk.core.sites import Site, site
 from mpqr_kiosk.journal import Journal, JournalError
-from mpqr_kiosk.mercadopago.errors import ApiError, Unauthorized
+from mpqr_kiosk.mercadopago import answers
+from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse, Unauthorized
 from mpqr_kiosk.mercadopago.http import HttpClient
 from mpqr_kiosk.ports import Backend
 from mpqr_kiosk.report import local_day, sale_day, window
 from mpqr_kiosk.token import load_token
 
 PAGE = 100  # payments per search page
+MAX_PAYMENT = 10**15  # minor units: the account's other payments (online, not this POS's) may exceed one sale's bound
 LIVE = frozenset({SaleState.PUSHING, SaleState.WAITING, SaleState.CANCELLING})
 UNPAID = frozenset({SaleState.CANCELLED, SaleState.EXPIRED, SaleState.FAILED})
 
@@ -76,8 +78,16 @@ KINDS = {
 DIFFERENCES = frozenset(list(KINDS)[:5])
 
 
-def _seconds(text: str | None) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else 0.0
+def _seconds(value: object, what: str) -> float:
+    """Unix seconds from an API date (ISO 8601); 0 when there is none."""
+    if value is None or value == "":
+        return 0.0
+    try:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValueError
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise BadResponse(what, message=f"a payment's date {answers.shown(value)} is not a date") from None
 
 
 def fetch(client: HttpClient, the_site: Site, begin: float, end: float) -> list[MpPayment]:
@@ -91,26 +101,36 @@ def fetch_references(client: HttpClient, the_site: Site, references: list[str]) 
 
 
 def _search(client: HttpClient, the_site: Site, filters: dict[str, str]) -> list[MpPayment]:
+    what = "GET /v1/payments/search"
     found: list[MpPayment] = []
     offset = 0
     while True:
-        answer = client.request("GET", "/v1/payments/search", params={
-            "sort": "date_created", "criteria": "asc", "limit": PAGE, "offset": offset, **filters})
-        results = answer.get("results") if isinstance(answer, dict) else None
-        if not isinstance(results, list):
-            raise ValueError("the payments search answered without a list of results")
-        for p in results:
-            if isinstance(p, dict) and p.get("id") is not None:
-                found.append(MpPayment(
-                    id=str(p["id"]), status=str(p.get("status", "")),
-                    amount=the_site.from_api(p.get("transaction_amount") or 0),
-                    refunded=the_site.from_api(p.get("transaction_amount_refunded") or 0),
-                    reference=str(p.get("external_reference") or ""),
-                    at=_seconds(p.get("date_approved")) or _seconds(p.get("date_created"))))
+        answer = answers.mapping(client.request("GET", "/v1/payments/search", params={
+            "sort": "date_created", "criteria": "asc", "limit": PAGE, "offset": offset, **filters}), what,
+            "the search answer")
+        answers.require(isinstance(answer.get("results"), list), what, "results is not a list")
+        results = [answers.mapping(p, what, "a payment") for p in answer["results"]]
+        found += [_payment(p, the_site, what) for p in results]
         offset += len(results)
-        total = (answer.get("paging") or {}).get("total", 0)
+        total = answers.mapping(answer.get("paging") or {}, what, "paging").get("total", 0)
+        answers.require(isinstance(total, int) and not isinstance(total, bool), what, "paging.total is not a count")
         if not results or offset >= total or offset >= 10_000:
             return found
+
+
+def _payment(p: dict, the_site: Site, what: str) -> MpPayment:
+    """One payment of the search, every field read checked."""
+    status, reference = p.get("status", ""), p.get("external_reference") or ""
+    answers.require(isinstance(status, str), what, "a payment's status is not text")
+    answers.require(isinstance(reference, str), what, "a payment's external_reference is not text")
+    return MpPayment(
+        id=answers.identifier(p.get("id"), answers.PAYMENT_ID, what, "a payment id"),
+        status=answers.text(status, 40),
+        amount=answers.amount(p.get("transaction_amount") or 0, the_site, what, "transaction_amount", MAX_PAYMENT),
+        refunded=answers.amount(p.get("transaction_amount_refunded") or 0, the_site, what,
+                                "transaction_amount_refunded", MAX_PAYMENT),
+        reference=answers.text(reference, 64),
+        at=_seconds(p.get("date_approved"), what) or _seconds(p.get("date_created"), what))
 
 
 def _from_order(backend: Backend, sale: Sale) -> list[MpPayment]:
@@ -189,7 +209,10 @@ def run(args: argparse.Namespace) -> int:
     except Unauthorized as exc:
         sys.stderr.write(f"mpqr-kiosk reconcile: Mercado Pago refused the token: {exc}\n")
         return exits.CONFIG
-    except (ApiError, ValueError) as exc:
+    except BadResponse as exc:
+        sys.stderr.write(f"mpqr-kiosk reconcile: cannot read Mercado Pago's payments: {exc.plain()}; try again\n")
+        return exits.TEMPFAIL
+    except ApiError as exc:
         sys.stderr.write(f"mpqr-kiosk reconcile: cannot read Mercado Pago's payments: {exc}; try again\n")
         return exits.TEMPFAIL
     lines = compare(sales, payments, f"{mp.external_pos_id}-", day, zone)
