@@ -8,10 +8,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 import tomllib
 import urllib.parse
 import zoneinfo
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mpqr_kiosk import emvco
 from mpqr_kiosk.core.sites import SITES
@@ -158,15 +160,91 @@ def default_path() -> str:
 def load(path: str) -> Config:
     """Read and validate a ``kiosk.toml``; raise ``ConfigError`` on the first problem."""
     try:
-        with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
+        data = read_small_file(path, MAX_CONFIG_BYTES, "a config file")
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file (create it from config/kiosk.toml)") from None
+    except UnusableFile as exc:
+        raise ConfigError(path, "", str(exc)) from None
     except OSError as exc:
         raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(_utf8(data, path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(path, "", "not valid TOML: nested too deeply (lists or tables inside each other)") from None
     return parse(raw, path)
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a real kiosk.toml is a few KiB
+
+
+class UnusableFile(Exception):
+    """A path that is not a regular file of a sensible size; the message says what it is instead."""
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def read_small_file(path: str | os.PathLike, limit: int, what: str) -> bytes:
+    """The bytes of the regular file ``path``. A directory, FIFO, device or socket is refused without blocking
+    on it, and a file over ``limit`` bytes without reading it all (``UnusableFile``, naming ``what`` it should
+    be); ``OSError`` passes through."""
+    _regular(os.stat(path), limit, what)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        _regular(os.fstat(fd), limit, what)  # what was opened, should the path have changed since
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise UnusableFile(f"is more than {limit} bytes: too big for {what}")
+    return b"".join(chunks)
+
+
+def _regular(info: os.stat_result, limit: int, what: str) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        raise UnusableFile(f"is {kind}, not a regular file: it must be {what}")
+    if info.st_size > limit:
+        raise UnusableFile(f"is {info.st_size} bytes: too big for {what} (at most {limit})")
+
+
+def directory_problem(directory: str | os.PathLike) -> str:
+    """Why ``directory`` can never be a directory this user writes in ("" when it can): a file there or above
+    it, or no write permission where it is or would be created. It creates nothing."""
+    path = Path(directory)
+    for place in (path, *path.parents):
+        try:
+            info = place.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            return f"{place}: {exc.strerror}"
+        start = "" if place == path else f"{path} cannot be created: "
+        if not stat.S_ISDIR(info.st_mode):
+            return f"{start}{place} is a file, not a directory"
+        if not os.access(place, os.W_OK | os.X_OK):
+            return f"{start}{place} is not writable by this user"
+        return ""
+    return ""
+
+
+def _utf8(data: bytes, path: str) -> str:
+    """The file's text; a byte that is not UTF-8 is named by line and column. A leading BOM is dropped."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[data.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8")) + 1
+        raise ConfigError(path, "", f"not UTF-8: byte 0x{data[exc.start]:02X} at line {line}, column {column}; "
+                                    "save the file as UTF-8 (not Latin-1 or Windows-1252)") from None
+    return text.removeprefix("\ufeff")  # Notepad's byte-order mark
 
 
 def parse(raw: dict, path: str = "<config>") -> Config:
@@ -198,12 +276,27 @@ def _section(cls: type, name: str, raw: dict, path: str):
             item_type = type(default[0]) if default else str
             if not isinstance(value, list) or not all(_is(v, item_type) for v in value):
                 raise ConfigError(path, where, f"must be a list of {_type_name(item_type)}")
-            values[key] = tuple(value)
+            if len(value) > MAX_LIST:
+                raise ConfigError(path, where, f"has {len(value)} entries; at most {MAX_LIST}")
+            values[key] = tuple(_bounded(v, path, where) for v in value)
         elif not _is(value, type(default)):
             raise ConfigError(path, where, f"must be {_type_name(type(default))}, not {_type_name(type(value))}")
         else:
-            values[key] = value
+            values[key] = _bounded(value, path, where)
     return cls(**values)
+
+
+MAX_LIST = 32
+MAX_STRING = 4096  # PATH_MAX; shop texts have their own, tighter bound
+
+
+def _bounded(value: object, path: str, where: str) -> object:
+    """Every string is printable text of bounded length: a NUL or a line break in a path, a host or a URL
+    would fail far from here, without naming the key."""
+    if isinstance(value, str) and not (value.isprintable() and len(value) <= MAX_STRING):
+        raise ConfigError(path, where, "must be printable text (no tabs, line breaks or control bytes), "
+                                       f"at most {MAX_STRING} characters")
+    return value
 
 
 def _is(value: object, expected: type) -> bool:
@@ -243,6 +336,8 @@ def _duration(value: object, path: str, where: str) -> float:
 def _check(config: Config, path: str) -> None:
     """The rules between keys and on values that types alone cannot express."""
     mp = config.mercadopago
+    base_problem = _url_problem(mp.api_base)
+    notify_problem = mp.notification_url and _url_problem(mp.notification_url)
     rules = [
         ("mercadopago.api", mp.api in APIS, f"must be one of {', '.join(APIS)}"),
         ("mercadopago.site", mp.site in SITES, f"unknown site {mp.site!r}; one of {', '.join(SITES)}"),
@@ -254,8 +349,10 @@ def _check(config: Config, path: str) -> None:
          "letters and digits only, under 40 characters (Mercado Pago rule)"),
         ("mercadopago.external_store_id", re.fullmatch(r"[A-Za-z0-9]{1,60}", mp.external_store_id) is not None,
          "letters and digits only"),
+        ("mercadopago.api_base", not base_problem, base_problem),
         ("mercadopago.api_base", _safe_url(mp.api_base),
          "must be an https:// URL (plain http:// only to this machine, e.g. the emulator on 127.0.0.1)"),
+        ("mercadopago.notification_url", not notify_problem, notify_problem),
         ("mercadopago.order_ttl", 30 <= mp.order_ttl <= 24 * 3600, "must be between 30s and 24h"),
         ("mercadopago.poll_interval", 0.1 <= mp.poll_interval <= 60, "must be between 100ms and 60s"),
         ("mercadopago.cancel_grace", 0.5 <= mp.cancel_grace <= 300, "must be between 500ms and 5m"),
@@ -287,14 +384,62 @@ def _check(config: Config, path: str) -> None:
         ("printer.host", config.printer.connection != "network" or bool(config.printer.host),
          "is required when connection = \"network\""),
         ("printer.port", 0 < config.printer.port < 65536, "must be a TCP port"),
+        ("printer.usb_vendor", 0 <= config.printer.usb_vendor <= 0xFFFF, "must be a USB vendor id, 0x0000-0xFFFF"),
+        ("printer.usb_product", 0 <= config.printer.usb_product <= 0xFFFF,
+         "must be a USB product id, 0x0000-0xFFFF"),
+        ("printer.serial_baudrate", 50 <= config.printer.serial_baudrate <= 4_000_000,
+         "must be a baud rate such as 9600 or 19200"),
+        ("display.i2c_port", 0 <= config.display.i2c_port <= 255, "must be an I2C bus number (1 on a Raspberry Pi)"),
+        ("display.i2c_address", 0x03 <= config.display.i2c_address <= 0x77,
+         "must be a 7-bit I2C address, 0x03-0x77 (usually 0x3C)"),
         ("state.dir", bool(config.state.dir), "must not be empty"),
+        ("control.socket", bool(config.control.socket), "must not be empty"),
+        ("control.socket", len(os.fsencode(config.control.socket)) <= MAX_SOCKET_PATH,
+         f"is {len(os.fsencode(config.control.socket))} bytes long; a Unix socket path may be at most "
+         f"{MAX_SOCKET_PATH} bytes: choose a shorter one"),
     ]
     for pin_name in ("green", "yellow", "red", "buzzer"):
         pin = getattr(config.leds, pin_name)
         rules.append((f"leds.{pin_name}", 0 <= pin <= 27, "must be a GPIO (BCM) number 1-27, or 0 if not fitted"))
+    if "keypad" in config.input.devices:
+        rows, cols = config.input.keypad_rows, config.input.keypad_cols
+        rules += [
+            ("input.keypad_rows", len(rows) == 4, f"the keypad needs 4 row pins, not {len(rows)}"),
+            ("input.keypad_cols", len(cols) in (3, 4), f"the keypad needs 3 or 4 column pins, not {len(cols)}"),
+            *((f"input.keypad_{name}", all(1 <= pin <= 27 for pin in pins), "must be GPIO (BCM) numbers 1-27")
+              for name, pins in (("rows", rows), ("cols", cols))),
+        ]
     for key, ok, problem in rules:
         if not ok:
             raise ConfigError(path, key, problem)
+    _check_pins(config, path)
+
+
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the final NUL
+# GPIO (BCM) pins a display's bus takes on a Raspberry Pi: luma.core's defaults (spi: SPI0 CE0, MISO, MOSI,
+# SCLK and its DC 24 and RST 25 lines; i2c: the bus's SDA and SCL)
+BUS_PINS = {"spi": (8, 9, 10, 11, 24, 25), "i2c0": (0, 1), "i2c1": (2, 3)}
+
+
+def _check_pins(config: Config, path: str) -> None:
+    """Each GPIO pin does one job: two LEDs, an LED and a keypad line, or either and the display's bus on one
+    pin would only fail when the daemon claims it."""
+    users: dict[int, str] = {}
+    display = config.display
+    if display.driver not in ("png", "none"):
+        bus = "spi" if display.interface == "spi" else f"i2c{display.i2c_port}"
+        users.update((pin, f"display.interface ({display.interface}, GPIO "
+                      f"{', '.join(map(str, BUS_PINS[bus]))})") for pin in BUS_PINS.get(bus, ()))
+    pins = [(f"leds.{name}", getattr(config.leds, name)) for name in ("green", "yellow", "red", "buzzer")]
+    if "keypad" in config.input.devices:
+        pins += [(f"input.keypad_{name}", pin) for name in ("rows", "cols")
+                 for pin in getattr(config.input, f"keypad_{name}")]
+    for key, pin in pins:
+        if not pin and key.startswith("leds."):
+            continue  # not fitted
+        if pin in users:
+            raise ConfigError(path, key, f"GPIO {pin} is also used by {users[pin]}; a pin can do one job only")
+        users[pin] = key
 
 
 MAX_SHOP_TEXT = 200
@@ -314,9 +459,26 @@ def zone(name: str) -> zoneinfo.ZoneInfo | None:
         return None
 
 
+def _url_problem(url: str) -> str:
+    """What makes ``url`` unusable as a base URL ("" when nothing does)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # an unclosed or bad [IPv6] host, a port that is not a number 0-65535
+        return f"{url!r} is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http(s) URL with a host"
+    if port == 0 or " " in url or parts.query or parts.fragment or parts.username is not None:
+        return f"{url!r}: a port 1-65535, and no spaces, user, ?query or #fragment"
+    return ""
+
+
 def _safe_url(url: str) -> bool:
     """The token travels in a header: never in clear text beyond this machine."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
     if parts.scheme == "https" and parts.hostname:
         return True
     return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
