@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 
+from gpiozero.exc import GPIOZeroError
 from gpiozero.pins import Factory
 
 from mpqr_kiosk.config import Config, ConfigError, DisplayConfig, MercadoPagoConfig, PrinterConfig, zone
@@ -18,7 +19,7 @@ from mpqr_kiosk.core.model import Item, Shop
 from mpqr_kiosk.core.sites import Site, site
 from mpqr_kiosk.core.timing import Clock, Timing
 from mpqr_kiosk.devices.display import open_display
-from mpqr_kiosk.devices.input import Refused, open_inputs
+from mpqr_kiosk.devices.input import Refused, open_inputs, parse_spec
 from mpqr_kiosk.devices.leds import Leds
 from mpqr_kiosk.devices.printer import open_printer
 from mpqr_kiosk.journal import Journal
@@ -78,17 +79,20 @@ def build(config: Config, token: str, catalog: Mapping[str, Item], clock: Clock 
           pin_factory: Factory | None = None) -> Runtime:
     """The whole kiosk, ready for ``Runtime.start()``."""
     add_secret(token)
+    check_input_specs(config)
     mp = config.mercadopago
     the_site = site(mp.site)
     kiosk = Kiosk(the_site, catalog, clock or SystemClock(), new_ids(mp.external_pos_id), timing_of(config))
+    journal = Journal(config.state.dir)  # before any device: a journal that cannot open leaves the pins free
     with section(config, "display"):
         display = display_of(config.display, the_site, mp.qr_payload)
     with section(config, "printer"):
         printer = printer_of(config.printer)
-    leds = config.leds
-    devices = Devices(display=display, printer=printer,
-                      leds=Leds(leds.green, leds.yellow, leds.red, leds.buzzer, pin_factory=pin_factory))
-    runtime = Runtime(kiosk, backend_of(mp, token, config.shop.name), Journal(config.state.dir), devices,
+    with section(config, "leds"):
+        leds = Leds(config.leds.green, config.leds.yellow, config.leds.red, config.leds.buzzer,
+                    pin_factory=pin_factory)
+    devices = Devices(display=display, printer=printer, leds=leds)
+    runtime = Runtime(kiosk, backend_of(mp, token, config.shop.name), journal, devices,
                       shop_of(config), the_site, zone(config.shop.timezone), config.state.retention_days)
     with section(config, "input"):
         devices.inputs = inputs_of(config, runtime.post, pin_factory)
@@ -107,10 +111,19 @@ def inputs_of(config: Config, post: Callable[[Key | Scan | BadScan], None],
                        keypad_cols=cfg.keypad_cols, pin_factory=pin_factory, on_refused=refused)
 
 
+def check_input_specs(config: Config) -> None:
+    """Refuse an ``[input] devices`` spec ``run`` could not open (``check`` asks the same question)."""
+    for spec in config.input.devices:
+        try:
+            parse_spec(spec)
+        except ValueError as exc:
+            raise ConfigError(config.path, "input.devices", str(exc)) from None
+
+
 @contextmanager
 def section(config: Config, name: str) -> Iterator[None]:
     """A device the config names but the library refuses is a config error of that section (exit 3)."""
     try:
         yield
-    except ValueError as exc:
+    except (ValueError, GPIOZeroError) as exc:
         raise ConfigError(config.path, f"[{name}]", str(exc)) from None

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk import emvco, exits
-from mpqr_kiosk.assemble import display_of, printer_of
+from mpqr_kiosk.assemble import check_input_specs, display_of, printer_of
 from mpqr_kiosk.catalog import CatalogError, load_catalog
 from mpqr_kiosk.core.model import Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
+from mpqr_kiosk.devices.input import parse_spec
 from mpqr_kiosk.mercadopago import answers
 from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse
 from mpqr_kiosk.mercadopago.http import HttpClient
@@ -46,18 +46,20 @@ def run(config_path: str, report: Report | None = None) -> int:
     """Run every check against ``config_path`` (a ``ConfigError`` propagates: exit 3)."""
     report = report or Report()
     config = cfg.load(config_path)
+    check_input_specs(config)  # a device spec `run` would refuse is a config error here too
     mp = config.mercadopago
     report.ok("config", f"{config.path}: {mp.api} API, site {mp.site}, POS {mp.external_pos_id}")
     the_site = site(mp.site)
     _check_catalog(config, the_site, report)
     _check_state_dir(config, report)
+    _check_control(config, report)
     _check_display(config, report)
     _check_printer(config, report)
     _check_inputs(config, report)
     try:
         token = load_token(mp, config.path)
     except cfg.ConfigError as exc:
-        report.fail("token", exc.problem)
+        report.fail("token", f"{exc.key}: {exc.problem}")
     else:
         _check_account(config, token, report)
     return exits.CHECK if report.failed else exits.OK
@@ -129,12 +131,23 @@ def _check_catalog(config: cfg.Config, the_site, report: Report) -> None:
 
 def _check_state_dir(config: cfg.Config, report: Report) -> None:
     path = Path(config.state.dir)
-    if path.is_dir() and os.access(path, os.W_OK):
+    if problem := cfg.directory_problem(path):
+        report.fail("journal", f"state.dir: {problem}")
+    elif path.is_dir():
         report.ok("journal", f"{path} is writable")
-    elif not path.exists() and os.access(path.parent, os.W_OK):
-        report.ok("journal", f"{path} will be created")
     else:
-        report.fail("journal", f"{path} is not writable by this user")
+        report.ok("journal", f"{path} will be created")
+
+
+def _check_control(config: cfg.Config, report: Report) -> None:
+    path = Path(config.control.socket)
+    if problem := cfg.directory_problem(path.parent):
+        report.fail("control", f"control.socket: {problem}")
+    elif path.is_socket() or not (path.is_symlink() or path.exists()):
+        report.ok("control", f"{path}")
+    else:
+        report.fail("control", f"control.socket: {path} is {'a directory' if path.is_dir() else 'a file'}, "
+                               "not a socket: remove it or choose another path")
 
 
 def _check_display(config: cfg.Config, report: Report) -> None:
@@ -193,9 +206,8 @@ def _check_printer(config: cfg.Config, report: Report) -> None:
 
 def _check_inputs(config: cfg.Config, report: Report) -> None:
     for spec in config.input.devices:
-        kind, _, rest = spec.partition(":")
-        if kind == "evdev" and rest != "auto" or kind == "serial":
-            path = rest.split(":")[0]
+        kind, _, path, _ = parse_spec(spec)
+        if kind in ("evdev", "serial") and path and "://" not in path:
             if Path(path).exists():
                 report.ok("input", f"{spec}: present")
             else:

@@ -28,13 +28,14 @@ from mpqr_kiosk.devices.input.serial_source import SerialSource
 from mpqr_kiosk.devices.input.stdin_source import StdinSource
 from mpqr_kiosk.ports import InputSource
 
-__all__ = ["InputSource", "Refused", "open_inputs"]
+__all__ = ["InputSource", "Refused", "open_inputs", "parse_spec"]
 
 VALID_SPECS = (
     "evdev:auto, evdev:/dev/input/by-id/…, evdev:scanner:PATH, evdev:keypad:PATH, keypad, "
     "serial:/dev/ttyACM0:9600, stdin"
 )
 DEFAULT_BAUDRATE = 9600
+MIN_BAUDRATE, MAX_BAUDRATE = 50, 4_000_000
 
 
 def open_inputs(
@@ -55,22 +56,35 @@ def open_inputs(
     keys = get_keymap(keymap)
     sources: list[InputSource] = []
     for spec in specs:
-        kind, _, rest = spec.partition(":")
-        if kind == "evdev" and rest == "auto":
+        kind, role, path, baudrate = parse_spec(spec)
+        if kind == "evdev" and not path:
             sources.append(EvdevSource(keys, emit, on_refused=on_refused))
         elif kind == "evdev":
-            role, path = _evdev_path(spec, rest)
             sources.append(EvdevSource(keys, emit, path=path, role=role, on_refused=on_refused))
-        elif spec == "keypad":
+        elif kind == "keypad":
             sources.append(KeypadSource(keypad_rows, keypad_cols, emit, pin_factory=pin_factory))
-        elif kind == "serial" and rest:
-            port, baudrate = _serial_port(spec, rest)
-            sources.append(SerialSource(port, baudrate, emit, on_refused=on_refused))
-        elif spec == "stdin":
-            sources.append(StdinSource(emit, on_refused=on_refused))
+        elif kind == "serial":
+            sources.append(SerialSource(path, baudrate, emit, on_refused=on_refused))
         else:
-            raise _bad(spec)
+            sources.append(StdinSource(emit, on_refused=on_refused))
     return sources
+
+
+def parse_spec(spec: str) -> tuple[str, Role | None, str, int]:
+    """``(kind, role, path, baudrate)`` of one device spec (``path`` "" for ``evdev:auto``); the one place a
+    spec is judged, for ``check`` as for ``run``. A bad one raises ``ValueError`` naming it and the valid forms."""
+    kind, _, rest = spec.partition(":")
+    if kind == "evdev" and rest == "auto":
+        return kind, None, "", 0
+    if kind == "evdev":
+        role, path = _evdev_path(spec, rest)
+        return kind, role, path, 0
+    if kind == "serial" and rest:
+        port, baudrate = _serial_port(spec, rest)
+        return kind, None, port, baudrate
+    if spec in ("keypad", "stdin"):
+        return spec, None, "", 0
+    raise _bad(spec)
 
 
 def _evdev_path(spec: str, rest: str) -> tuple[Role | None, str]:
@@ -85,10 +99,10 @@ def _serial_port(spec: str, rest: str) -> tuple[str, int]:
     port, _, baud = rest.rpartition(":")
     if not port or not baud.isdigit():  # no baud rate given (a URL such as loop:// has its own colon)
         return rest, DEFAULT_BAUDRATE
-    if int(baud) <= 0:
+    if not MIN_BAUDRATE <= int(baud) <= MAX_BAUDRATE:
         raise _bad(spec)
     return port, int(baud)
 
 
 def _bad(spec: str) -> ValueError:
-    return ValueError(f"[input] devices: {spec!r} is not a valid input device; valid forms: {VALID_SPECS}")
+    return ValueError(f"{spec!r} is not a valid input device; valid forms: {VALID_SPECS}")
