@@ -11,13 +11,13 @@ from mpqr_kiosk import exits
 from mpqr_kiosk.assemble import build, shop_of, timing_of
 from mpqr_kiosk.catalog import CatalogError, load_catalog
 from mpqr_kiosk.control import AlreadyRunning as SocketTaken
-from mpqr_kiosk.control import Commands, ControlServer
+from mpqr_kiosk.control import Commands, ControlServer, SocketUnusable
 from mpqr_kiosk.core.events import Reconfigure, Tick
 from mpqr_kiosk.core.model import LedPattern
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.devices.leds import Leds
 from mpqr_kiosk.instance import AlreadyRunning, InstanceLock
-from mpqr_kiosk.journal import JournalError
+from mpqr_kiosk.journal import JournalError, lasting
 from mpqr_kiosk.notify import notify, watchdog_interval
 from mpqr_kiosk.shell import Runtime
 from mpqr_kiosk.token import load_token
@@ -46,18 +46,20 @@ class Daemon:
             config = cfg.load(self.config_path)
             token = load_token(config.mercadopago, config.path)
             catalog = load_catalog(config.input.catalog, site(config.mercadopago.site))
-            self.lock = InstanceLock(config.state.dir)
+            self.lock = _lock(config)
             self.runtime = build(config, token, catalog)
         except (cfg.ConfigError, CatalogError) as exc:
-            log.critical("config invalid, not starting: %s", exc)
-            notify(f"STATUS=Config invalid: {exc}")
-            _show_fatal(config.leds if config else cfg.LedsConfig())
-            return exits.CONFIG
+            return _refuse(f"config invalid, not starting: {exc}", config.leds if config else cfg.LedsConfig())
         except AlreadyRunning as exc:  # never steal the live daemon's journal or socket
             log.critical("not starting: %s", exc)
             notify(f"STATUS=Not started: {exc}")
             return exits.TEMPFAIL
-        except (JournalError, OSError) as exc:
+        except JournalError as exc:
+            if exc.lasting:  # a damaged or newer journal, a file in the way: a restart cannot help
+                return _refuse(f"not starting: {exc}", config.leds)
+            log.critical("not starting: %s", exc)
+            return exits.TEMPFAIL
+        except OSError as exc:
             log.critical("not starting: %s", exc)
             return exits.TEMPFAIL
         self.config = config
@@ -71,6 +73,9 @@ class Daemon:
                 log.critical("not starting: %s", exc)
                 notify(f"STATUS=Not started: {exc}")
                 return exits.TEMPFAIL
+            except SocketUnusable as exc:
+                problem = cfg.ConfigError(config.path, "control.socket", str(exc))
+                return _refuse(f"config invalid, not starting: {problem}", leds=self.runtime.devices.leds)
             self.runtime.start()
             self.control.start()
             notify("READY=1\nSTATUS=" + self._status_line())
@@ -155,14 +160,37 @@ class Daemon:
         log.info("stopped")
 
 
-def _show_fatal(pins: cfg.LedsConfig) -> None:
-    """Red solid for a moment, so a person at the box sees why it will not start (the pins are released
-    when the process exits, so the LED cannot outlive it); the journal and ``check`` say the rest."""
+def _lock(config: cfg.Config) -> InstanceLock:
+    """The state directory's lock. A directory that can never be (a file in its place or above it, no
+    permission) is a config error: restarting would only fail again."""
+    if problem := cfg.directory_problem(config.state.dir):
+        raise cfg.ConfigError(config.path, "state.dir", problem)
     try:
-        leds = Leds(pins.green, pins.yellow, pins.red, pins.buzzer)
-    except Exception as exc:  # noqa: BLE001 - no LEDs must not hide the config error
-        log.warning("cannot light the fatal LED: %s", exc)
-        return
+        return InstanceLock(config.state.dir)
+    except OSError as exc:
+        if not lasting(exc):
+            raise
+        raise cfg.ConfigError(config.path, "state.dir", f"{config.state.dir}: {exc.strerror or exc}") from None
+
+
+def _refuse(message: str, pins: cfg.LedsConfig | None = None, leds: Leds | None = None) -> int:
+    """Log why the daemon will not start, tell systemd, light the fatal LED; exit ``CONFIG`` (no restart)."""
+    log.critical("%s", message)
+    notify(f"STATUS={message}")
+    _show_fatal(pins, leds)
+    return exits.CONFIG
+
+
+def _show_fatal(pins: cfg.LedsConfig | None, leds: Leds | None = None) -> None:
+    """Red solid for a moment on ``leds`` (else on ``pins``), so a person at the box sees why it will not start
+    (the pins are released when the process exits, so the LED cannot outlive it); the journal and ``check``
+    say the rest."""
+    if leds is None:
+        try:
+            leds = Leds(pins.green, pins.yellow, pins.red, pins.buzzer)
+        except Exception as exc:  # noqa: BLE001 - no LEDs must not hide the config error
+            log.warning("cannot light the fatal LED: %s", exc)
+            return
     leds.show(LedPattern.FATAL)
     time.sleep(FATAL_HOLD)
     leds.close()

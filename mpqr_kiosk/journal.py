@@ -6,6 +6,7 @@ Every money transition is committed durably (WAL, ``synchronous=FULL``) before t
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -66,7 +67,24 @@ _COLUMNS = [f for f in Sale.__dataclass_fields__]
 
 
 class JournalError(Exception):
-    """The journal cannot be opened or is from a newer version of mpqr-kiosk."""
+    """The journal cannot be opened or is from a newer version of mpqr-kiosk. ``lasting`` when only a person
+    can fix it (a file in the way, no permission, a newer or damaged journal), not time (a lock held)."""
+
+    def __init__(self, message: str, lasting: bool = True):
+        super().__init__(message)
+        self.lasting = lasting
+
+
+# what time can fix: another process holding the database for a moment, memory
+_PASSING = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_NOMEM"}
+_PASSING_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EBUSY}
+
+
+def lasting(exc: OSError | sqlite3.Error) -> bool:
+    """Whether ``exc``, met opening the state directory or the journal, needs a person rather than time."""
+    if isinstance(exc, OSError):
+        return exc.errno not in _PASSING_ERRNOS
+    return getattr(exc, "sqlite_errorname", "") not in _PASSING
 
 
 class Journal:
@@ -83,7 +101,7 @@ class Journal:
             self.db.execute("PRAGMA cache_size=-256")  # KiB: the journal is small; keep the daemon's RSS flat
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"{self.path}: cannot open the sales journal: {exc}") from exc
+            raise JournalError(f"{self.path}: cannot open the sales journal: {exc}", lasting(exc)) from exc
         self.lock = threading.Lock()
         self._owner: tuple[int, int] | None = None
 
