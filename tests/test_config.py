@@ -49,6 +49,14 @@ def test_example_config_is_valid_and_matches_the_documented_defaults():
         ("[mercadopago]\nuser_id = 1\nsite = 'MPE'\napi = 'orders'\n", "mercadopago.api", "use api = \"instore\""),
         ("[mercadopago]\nuser_id = 1\n[shop]\nlatitude = 123.0\n", "shop.latitude", "-90 to 90"),
         ("[mercadopago]\nuser_id = 1\nlate_watch = '1s'\n", "mercadopago.late_watch", "between 5s and 24h"),
+        ("[mercadopago]\nuser_id = 1\nnotification_url = 'https://[x/ipn'\n", "mercadopago.notification_url",
+         "is not a valid URL"),
+        ("[mercadopago]\nuser_id = 1\n[printer]\nusb_vendor = 0x10000\n", "printer.usb_vendor", "0x0000-0xFFFF"),
+        ("[mercadopago]\nuser_id = 1\n[display]\ni2c_address = 0x3C0\n", "display.i2c_address", "7-bit"),
+        ("[mercadopago]\nuser_id = 1\n[input]\ndevices = ['stdin', 'keypad']\nkeypad_cols = [12, 12, 20]\n",
+         "input.keypad_cols", "GPIO 12 is also used by input.keypad_cols"),
+        ("[mercadopago]\nuser_id = 1\n[shop]\nreceipt_footer = [" + "'x', " * 33 + "]\n", "shop.receipt_footer",
+         "has 33 entries; at most 32"),
     ],
 )
 def test_each_mistake_names_file_key_and_problem(tmp_path, text, key, problem):
