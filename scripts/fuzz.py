@@ -1125,6 +1125,9 @@ def api_lane(campaign: Campaign, indexes: range, folder: Path, api: str) -> None
             reference = answer.get("reference") if answer and answer.get("ok") else None
             if reference:
                 references.add(reference)
+                end = time.monotonic() + 2  # the order reaches the POS a moment after the sale starts
+                while rig.emulator.snapshot()["pos"][0]["order"] is None and time.monotonic() < end:
+                    time.sleep(0.02)
             try:
                 if buyer == "scan":
                     rig.emulator.scan("POS001")
