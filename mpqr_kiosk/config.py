@@ -171,6 +171,8 @@ def load(path: str) -> Config:
         raw = tomllib.loads(_utf8(data, path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+    except ValueError:  # Python's own limit on integer literals (sys.get_int_max_str_digits)
+        raise ConfigError(path, "", "not valid TOML: a number has more than 4300 digits") from None
     except (RecursionError, MemoryError):
         raise ConfigError(path, "", "not valid TOML: nested too deeply (lists or tables inside each other)") from None
     return parse(raw, path)

@@ -99,6 +99,11 @@ def test_toml_nested_too_deeply_is_refused(tmp_path, text):
     refused(path, f"{path}: not valid TOML: nested too deeply (lists or tables inside each other)")
 
 
+def test_an_integer_of_thousands_of_digits_is_refused_not_a_traceback(tmp_path):
+    path = Box(tmp_path).write(mercadopago__user_id="9" * 5000)  # past Python's 4300-digit limit (found by fuzz)
+    refused(path, f"{path}: not valid TOML: a number has more than 4300 digits")
+
+
 def test_a_huge_config_is_refused_without_parsing_it(tmp_path):
     path = tmp_path / "kiosk.toml"
     with open(path, "wb") as handle:
