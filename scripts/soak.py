@@ -1,7 +1,8 @@
 """Soak the real daemon: many sales through ``mpqr-kiosk run`` subprocesses against the emulator, with random
 buyers (approved, rejected then approved, in review and decided minutes later, paying after the cancel, two
-phones on one QR, partial and over payments), random operator cancels, Mercado Pago expiring orders, and
-kill -9 at random moments; then check the money.
+phones on one QR, partial and over payments), random operator cancels, Mercado Pago expiring orders, random
+faults at every endpoint (timeouts, 5xx, 429, resets, garbage, empty 200s, applied then reset), and kill -9 at
+random moments, mid-print included; then check the money.
 
 It ends with one line: ``soak: N sales, P paid, 0 lost paid, 0 second originals, 0 double orders,
 0 unaccounted approvals, max T s to a final state``.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 import tempfile
 import threading
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import harness
 
+from mpqr_kiosk.emulator.faults import OPS, Fault
 from mpqr_kiosk.emulator.printer import LoopbackPrinter
 from mpqr_kiosk.emulator.server import EmulatorServer
 from mpqr_kiosk.emulator.state import Emulator
@@ -38,6 +41,10 @@ INSTORE_ONLY = ["late_after_cancel", "double", "partial", "over"]
 EXPIRE_SEEN = {("instore", "at_create"), ("orders", "at_create")}
 TIMING = 'cancel_grace = "1s"\nlate_watch = "8s"'
 LIVE_LIMIT = 90.0  # seconds a sale may stay live before the soak calls it wedged
+# What a network and Mercado Pago do wrong (issue 11): an answer late (within the client's read timeout) or never
+# (past it), 5xx, 429, a reset before or after the operation was applied, garbage, an empty 200.
+REFERENCE = re.compile(rb"POS001-[0-9a-f]{16}")
+FAULT_KINDS = ["timeout", "http500", "http503", "http429", "reset", "malformed", "empty"]
 
 
 @dataclass
@@ -56,9 +63,14 @@ class Lane:
     folder: Path
     rng: random.Random
     kill_chance: float
+    fault_chance: float
     outcomes: list[Outcome] = field(default_factory=list)
     kills: int = 0
+    faults: int = 0
+    cut_receipts: set[str] = field(default_factory=set)  # sales whose receipt a kill -9 cut short
     problems: list[str] = field(default_factory=list)
+    shoppers: str = ""
+    reviving: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self) -> None:
         self.emulator = Emulator(site="MLB", user_id=123456789, merchant_order=self.mode)
@@ -87,9 +99,13 @@ class Lane:
         scenarios += ["expire"] if (self.api, self.mode) in EXPIRE_SEEN else []
         scenario = self.rng.choice(scenarios)
         total = self.rng.randint(100, 9999)
+        self.fault()
         started = time.monotonic()
         reference = self.start_sale(total)
-        self.until(lambda: self.state(reference) != "pushing", 30, "the order on the POS")
+        self.shoppers = reference  # this sale's buyers: a phone that paid an earlier sale does not pay again
+        if self.rng.random() < self.kill_chance * 4:
+            self.printer.on_receipt = self.kill_mid_print
+        self.until(lambda: self.state(reference) != "pushing", LIVE_LIMIT, "the order on the POS")
         getattr(self, f"_{scenario}")()
         self.until(lambda: not self.live(), LIVE_LIMIT, f"{reference} ({scenario}) to end")
         self.outcomes.append(Outcome(reference, total, scenario, time.monotonic() - started))
@@ -174,16 +190,58 @@ class Lane:
 
     def pause(self, most: float = 0.6) -> None:
         time.sleep(self.rng.uniform(0, most))
+        self.fault()
         if self.rng.random() < self.kill_chance:
             self.kill()
 
+    def fault(self) -> None:
+        """Now and then, arm a fault on a random endpoint for its next one to three requests."""
+        if self.rng.random() >= self.fault_chance:
+            return
+        kind = self.rng.choice(FAULT_KINDS)
+        delay = 11.0 if self.rng.random() < 0.1 else self.rng.uniform(0.2, 2.0)  # past the 10 s read timeout
+        self.emulator.faults.arm(Fault(self.rng.choice(OPS), kind, count=self.rng.randint(1, 3),
+                                       after=self.rng.random() < 0.5, delay=delay, retry_after=self.rng.randint(0, 1)))
+        self.faults += 1
+
     def kill(self) -> None:
+        with self.reviving:
+            self.kills += 1
+            self.daemon.kill9()
+            self.restart()
+
+    def kill_mid_print(self, receipt: bytes) -> bool:
+        """kill -9 once a receipt's reference is printed and before its cut (on the printer's thread); the lane's
+        next look starts the daemon again."""
+        found = REFERENCE.search(receipt)
+        if not found:
+            return False
+        self.cut_receipts.add(found.group().decode())
         self.kills += 1
-        self.daemon.kill9()
-        time.sleep(self.rng.uniform(0, 0.5))
-        self.daemon.start()
+        self.daemon.process.kill()
+        return True
+
+    def revive(self) -> None:
+        """Start the daemon again if a kill mid-print left it dead."""
+        with self.reviving:
+            if self.daemon.process.poll() is not None:
+                self.daemon.notify.sock.close()
+                self.restart()
+
+    def restart(self) -> None:
+        """Start the daemon after a random moment; a kill mid-print during its start means starting again."""
+        for _ in range(5):
+            time.sleep(self.rng.uniform(0, 0.5))
+            try:
+                self.daemon.start()
+                return
+            except SystemExit:
+                self.daemon.notify.sock.close()
+        log = (self.folder / "daemon.log").read_text(errors="replace").splitlines()[-5:]
+        raise RuntimeError(f"lane {self.number}: the daemon would not start again: " + " | ".join(log))
 
     def buyer(self, action: str, result: str = "approved", phone: str = "buyer", amount: int | None = None) -> None:
+        phone = f"{self.shoppers}/{phone}"
         try:
             if action == "scan":
                 self.emulator.scan("POS001", phone=phone)
@@ -194,13 +252,18 @@ class Lane:
         except Exception:  # noqa: BLE001 - nothing to pay (already paid, cancelled): a buyer too late
             pass
 
-    def in_review(self) -> str:
-        answer = self.emulator.pay("POS001", "in_process")
+    def in_review(self) -> str | None:
+        try:
+            answer = self.emulator.pay("POS001", "in_process", phone=f"{self.shoppers}/buyer")
+        except Exception:  # noqa: BLE001 - no order on the POS (its push failed): nothing to pay
+            return None
         if "payment" in answer:
             return str(answer["payment"]["id"])
         return answer["order"]["transactions"]["payments"][0]["id"]
 
-    def decide(self, payment: str, result: str) -> None:
+    def decide(self, payment: str | None, result: str) -> None:
+        if payment is None:
+            return
         try:
             self.emulator.decide(payment, result)
         except Exception:  # noqa: BLE001 - the order was cancelled first (Orders API): nothing in review
@@ -208,7 +271,12 @@ class Lane:
 
     def cancel(self) -> None:
         if self.rng.random() < 0.5:
-            self.daemon.key("C")  # the operator's key
+            self.revive()
+            try:
+                self.daemon.key("C")  # the operator's key
+            except OSError:  # killed mid-print a moment ago: the operator presses it again
+                self.revive()
+                self.daemon.key("C")
         else:
             self.control("cancel")
 
@@ -219,6 +287,7 @@ class Lane:
         return int(digits or 100)
 
     def control(self, command: str, **fields) -> dict | None:
+        self.revive()
         try:
             return self.daemon.control(command, **fields)
         except OSError:
@@ -239,8 +308,11 @@ class Lane:
     def until(self, done, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not done():
+            self.revive()  # a kill mid-print may come at any moment, while the lane only reads the journal
             if time.monotonic() > deadline:
-                raise RuntimeError(f"lane {self.number}: timed out waiting for {what}")
+                log = (self.folder / "daemon.log").read_text(errors="replace").splitlines()[-8:]
+                raise RuntimeError(f"lane {self.number}: timed out waiting for {what}; the daemon's last lines:\n    "
+                                   + "\n    ".join(log))
             time.sleep(0.05)
 
     # -- the money, checked -----------------------------------------------------------------------------
@@ -260,6 +332,7 @@ class Lane:
                 sale = journal.get(ref)
                 approved = self.approved(state, ref)
                 originals = self.printer.originals(ref)
+                copies = self.printer.copies(ref)
                 made = (sum(1 for o in state["orders"] if o["external_reference"] == ref) if self.api == "orders"
                         else self.emulator.instore.orders_put(ref))
                 journaled = sale.state.value if sale else "missing"
@@ -267,9 +340,12 @@ class Lane:
                 if approved == sale.total and journaled != "paid" and journaled != "review":
                     counts["lost"] += 1
                     self.problems.append(f"{ref} ({outcome.scenario}): {approved} approved, journal says {journaled}")
-                if journaled == "paid" and originals != 1:
+                # a receipt cut short by a kill -9 is printed again marked COPY (PRODUCT.md): that is its one receipt
+                whole = originals == 1 or (originals == 0 and copies >= 1 and ref in self.cut_receipts)
+                if journaled == "paid" and not whole:
                     counts["lost" if originals == 0 else "originals"] += 1
-                    self.problems.append(f"{ref} ({outcome.scenario}): paid with {originals} original receipts")
+                    self.problems.append(f"{ref} ({outcome.scenario}): paid with {originals} original receipts "
+                                         f"and {copies} copies")
                 elif originals > 1:
                     counts["originals"] += 1
                     self.problems.append(f"{ref} ({outcome.scenario}): {originals} original receipts")
@@ -279,10 +355,18 @@ class Lane:
                 accounted = (journaled == "paid" and approved == sale.total) or journaled == "review" or not approved
                 if not accounted:
                     counts["unaccounted"] += 1
-                    self.problems.append(f"{ref} ({outcome.scenario}): {approved} approved, journal says {journaled}")
+                    self.problems.append(f"{ref} ({outcome.scenario}, {self.api} {self.mode}): {approved} approved of "
+                                         f"{sale.total}, journal says {journaled}; {self.payments(state, ref)}")
         finally:
             journal.close()
         return counts
+
+    def payments(self, state: dict, reference: str) -> list[tuple[str, str]]:
+        """Every payment Mercado Pago has for the sale: (status, amount)."""
+        mos = [mo for mo in state["merchant_orders"] if mo["external_reference"] == reference]
+        orders = [o for o in state["orders"] if o["external_reference"] == reference]
+        return ([(p["status"], str(p["transaction_amount"])) for mo in mos for p in mo["payments"]]
+                + [(o["status"], str(o.get("total_paid_amount"))) for o in orders])
 
     def approved(self, state: dict, reference: str) -> int:
         site = self.emulator.site
@@ -293,7 +377,8 @@ class Lane:
         return approved + sum(site.from_api(o["total_paid_amount"]) for o in orders)
 
 
-def soak(sales: int, seed: int, lanes: int, kill_chance: float, folder: Path) -> tuple[str, list[str], list[str]]:
+def soak(sales: int, seed: int, lanes: int, kill_chance: float, folder: Path,
+         fault_chance: float = 0.2) -> tuple[str, list[str], list[str]]:
     """Run the soak; return its summary line, notes on the run, and the problems found (each failing sale)."""
     rng = random.Random(seed)
     runners = []
@@ -301,7 +386,7 @@ def soak(sales: int, seed: int, lanes: int, kill_chance: float, folder: Path) ->
         api, mode = FLAVOURS[number % len(FLAVOURS)]
         lane_dir = folder / f"lane{number}"
         lane_dir.mkdir(parents=True)
-        runners.append(Lane(number, api, mode, lane_dir, random.Random(rng.random()), kill_chance))
+        runners.append(Lane(number, api, mode, lane_dir, random.Random(rng.random()), kill_chance, fault_chance))
     for lane in runners:
         lane.open()
     share = [sales // lanes + (i < sales % lanes) for i in range(lanes)]
@@ -310,6 +395,8 @@ def soak(sales: int, seed: int, lanes: int, kill_chance: float, folder: Path) ->
         thread.start()
     for thread in threads:
         thread.join()
+    for lane in runners:
+        lane.emulator.faults.clear()  # what is still armed would only slow the settling
     deadline = time.monotonic() + 60  # late decisions are found by the watch; then every watch ends
     while time.monotonic() < deadline and not all(lane.settled() for lane in runners):
         time.sleep(0.5)
@@ -323,10 +410,12 @@ def soak(sales: int, seed: int, lanes: int, kill_chance: float, folder: Path) ->
     outcomes = [(o, lane) for lane in runners for o in lane.outcomes]
     slowest = max(outcomes, key=lambda pair: pair[0].seconds, default=None)
     kills = sum(lane.kills for lane in runners)
+    mid_print = sum(len(lane.cut_receipts) for lane in runners)
+    faults = sum(lane.faults for lane in runners)
     line = (f"soak: {len(outcomes)} sales, {totals['paid']} paid, {totals['lost']} lost paid, {totals['originals']} "
             f"second originals, {totals['orders']} double orders, {totals['unaccounted']} unaccounted approvals, "
             f"max {slowest[0].seconds if slowest else 0:.1f} s to a final state")
-    notes = [f"{kills} kill -9 across {lanes} lanes"]
+    notes = [f"{kills} kill -9 across {lanes} lanes ({mid_print} mid-print), {faults} faults armed"]
     if slowest:
         notes.append(f"slowest: {slowest[0].reference} ({slowest[0].scenario}, {slowest[1].api} {slowest[1].mode})")
     if len(outcomes) < sales:
@@ -340,9 +429,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="the random seed: the same seed, the same soak")
     parser.add_argument("--lanes", type=int, default=8, help="daemons running side by side (default: %(default)s)")
     parser.add_argument("--kills", type=float, default=0.05, help="chance of a kill -9 at each pause")
+    parser.add_argument("--faults", type=float, default=0.2, help="chance of arming a fault at each pause")
+    parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep it (each lane's config, journal, log)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mpqr-soak-") as tmp:
-        line, notes, problems = soak(args.sales, args.seed, args.lanes, args.kills, Path(tmp))
+        folder = Path(args.keep or tmp)
+        line, notes, problems = soak(args.sales, args.seed, args.lanes, args.kills, folder, args.faults)
     for text in notes + problems:
         sys.stderr.write(f"  {text}\n")
     sys.stdout.write(line + "\n")

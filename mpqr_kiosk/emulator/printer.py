@@ -4,7 +4,8 @@ in tests, ``bench`` and ``soak``.
 It keeps what each connection sent, answers ``DLE EOT n`` status queries from ``replies`` (default: online,
 paper present), can stop answering (``answers_left``), be switched off (``down``: connection refused, like a
 printer without power) or power cycled mid-job (``drop``: the open connection is reset), and splits what it
-printed into receipts at each cut, noting when each receipt's first byte arrived."""
+printed into receipts at each cut, noting when each receipt's first byte arrived (and showing
+``on_receipt`` each receipt as it arrives)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 
 DLE_EOT = b"\x10\x04"
 CUT = b"\x1dV"  # GS V m [n]
@@ -28,6 +30,8 @@ class LoopbackPrinter:
         self.received: list[bytearray] = []  # raw bytes, one buffer per connection
         self.connections: list[socket.socket] = []
         self.first_bytes: list[float] = []  # wall-clock time each receipt's first byte arrived
+        # shown what arrived of the receipt in progress, until it returns True (the soak's kill -9 mid-print)
+        self.on_receipt: Callable[[bytes], bool] | None = None
         self.lock = threading.Lock()
         self._receipts: list[bytes] = []
         self._listener: socket.socket | None = None
@@ -70,6 +74,11 @@ class LoopbackPrinter:
         """Cut receipts of the sale not marked COPY."""
         with self.lock:
             return sum(1 for r in self._receipts if reference.encode() in r and COPY_MARK not in r)
+
+    def copies(self, reference: str) -> int:
+        """Cut receipts of the sale marked COPY."""
+        with self.lock:
+            return sum(1 for r in self._receipts if reference.encode() in r and COPY_MARK in r)
 
     def count(self, text: bytes) -> int:
         """Occurrences of ``text`` in everything received, status queries included."""
@@ -134,6 +143,10 @@ class LoopbackPrinter:
             if not current:
                 self.first_bytes.append(time.time())
             current += content
+            hook = self.on_receipt
+        if hook and hook(current):
+            self.on_receipt = None
+        with self.lock:
             while CUT in current:
                 receipt, current = current.split(CUT, 1)
                 current = current[2:] if current[:1] in (b"A", b"B") else current[1:]
