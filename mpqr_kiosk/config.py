@@ -339,7 +339,7 @@ def _check(config: Config, path: str) -> None:
     """The rules between keys and on values that types alone cannot express."""
     mp = config.mercadopago
     base_problem = _url_problem(mp.api_base)
-    notify_problem = mp.notification_url and _url_problem(mp.notification_url)
+    notify_problem = mp.notification_url and _url_problem(mp.notification_url, query=True)
     rules = [
         ("mercadopago.api", mp.api in APIS, f"must be one of {', '.join(APIS)}"),
         ("mercadopago.site", mp.site in SITES, f"unknown site {mp.site!r}; one of {', '.join(SITES)}"),
@@ -461,8 +461,9 @@ def zone(name: str) -> zoneinfo.ZoneInfo | None:
         return None
 
 
-def _url_problem(url: str) -> str:
-    """What makes ``url`` unusable as a base URL ("" when nothing does)."""
+def _url_problem(url: str, query: bool = False) -> str:
+    """What makes ``url`` unusable ("" when nothing does): as a base URL, or with ``query`` as a URL that may
+    carry one (``notification_url``: Mercado Pago's docs add ``?source_news=webhooks``)."""
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -470,8 +471,8 @@ def _url_problem(url: str) -> str:
         return f"{url!r} is not a valid URL: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{url!r} is not an http(s) URL with a host"
-    if port == 0 or " " in url or parts.query or parts.fragment or parts.username is not None:
-        return f"{url!r}: a port 1-65535, and no spaces, user, ?query or #fragment"
+    if port == 0 or " " in url or (parts.query and not query) or parts.fragment or parts.username is not None:
+        return f"{url!r}: a port 1-65535, and no spaces, user{'' if query else ', ?query'} or #fragment"
     return ""
 
 

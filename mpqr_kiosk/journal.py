@@ -76,7 +76,7 @@ class JournalError(Exception):
 
 
 # what time can fix: another process holding the database for a moment, memory
-_PASSING = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_NOMEM"}
+_PASSING = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM}  # with every extended code of each
 _PASSING_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EBUSY}
 
 
@@ -84,7 +84,7 @@ def lasting(exc: OSError | sqlite3.Error) -> bool:
     """Whether ``exc``, met opening the state directory or the journal, needs a person rather than time."""
     if isinstance(exc, OSError):
         return exc.errno not in _PASSING_ERRNOS
-    return getattr(exc, "sqlite_errorname", "") not in _PASSING
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in _PASSING  # SQLITE_BUSY_SNAPSHOT (517) is BUSY
 
 
 class Journal:

@@ -30,7 +30,7 @@ from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.emulator.printer import LoopbackPrinter
 from mpqr_kiosk.journal import Journal
 from mpqr_kiosk.mercadopago.errors import MAX_MESSAGE, BadResponse, ServerError
-from mpqr_kiosk.mercadopago.http import HttpClient
+from mpqr_kiosk.mercadopago.http import HttpClient, decode
 from mpqr_kiosk.mercadopago.instore import InstoreBackend
 from mpqr_kiosk.mercadopago.seller import Seller
 
@@ -167,6 +167,28 @@ def test_the_http_client_refuses_json_out_of_bounds_with_one_short_line(garbler,
 def test_brackets_inside_strings_do_not_count_as_nesting(garbler):
     garbler.answers["GET /users/me"] = body({"nickname": "[{" * 50_000, "id": 1})
     assert HttpClient(garbler.url, TOKEN).request("GET", "/users/me")["id"] == 1
+
+
+@pytest.mark.timeout(60)  # a hang guard: the body below once took hours to scan (a backtracking string pattern)
+def test_a_mebibyte_of_escaped_quotes_in_an_open_string_is_refused_not_scanned_for_hours():
+    with pytest.raises(BadResponse) as raised:
+        decode(b'"' + b'\\"' * 500_000, "GET /v1/orders/ORD1")
+    assert str(raised.value) == "GET /v1/orders/ORD1: 200 the body is not JSON"
+
+
+def test_what_mercado_pago_really_sends_comes_through_unchanged():
+    """Ids of 11 and more digits, amounts as 1234.5, 1250 and "50.00", payments nested in an order, a page of
+    a hundred payments with a Pix QR's base64 in each (mp_api.md, mp_orders_api.md)."""
+    order = {"id": "ORD01JQ4S4KY8HWQ6NA5PXB65B3D3", "status": "processed", "total_amount": "50.00",
+             "transactions": {"payments": [{"id": "PAY01JQ4S4KY8HWQ6NA5PXB65B3D4", "amount": "50.00",
+                                            "reference": {"id": "106751012345"}, "status": "processed"}]}}
+    page = {"paging": {"total": 100, "limit": 100, "offset": 0},
+            "results": [{"id": 106751012345 + n, "transaction_amount": 1234.5 if n % 2 else 1250,
+                         "external_reference": f"POS001-{n:016x}", "status": "approved",
+                         "point_of_interaction": {"transaction_data": {"qr_code_base64": "iVBORw0K" * 1000}}}
+                        for n in range(100)]}
+    for answer in (order, page):
+        assert decode(json.dumps(answer).encode(), "GET x") == answer
 
 
 def test_an_error_answer_nested_100000_deep_is_still_the_statuss_error(garbler):

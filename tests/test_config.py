@@ -109,3 +109,14 @@ def test_the_example_config_documents_every_key_of_every_section():
 def test_shop_texts_are_printable_text(key, value):
     with pytest.raises(cfg.ConfigError, match=f"shop.{key}: must be printable text"):
         cfg.parse({"mercadopago": {"user_id": 1}, "shop": {key: value}})
+
+
+def test_a_notification_url_may_carry_a_query_the_api_base_may_not():
+    """Mercado Pago's notification docs add ``?source_news=webhooks`` to the notification URL (mp_api.md)."""
+    url = "https://shop.example/mp?source_news=webhooks"
+    parsed = cfg.parse({"mercadopago": {"user_id": 1, "notification_url": url}}, "k.toml")
+    assert parsed.mercadopago.notification_url == url
+    with pytest.raises(cfg.ConfigError, match=r"mercadopago\.api_base: .*no spaces, user, \?query or #fragment"):
+        cfg.parse({"mercadopago": {"user_id": 1, "api_base": url}}, "k.toml")
+    with pytest.raises(cfg.ConfigError, match=r"mercadopago\.notification_url: .*no spaces, user or #fragment"):
+        cfg.parse({"mercadopago": {"user_id": 1, "notification_url": url + "#x"}}, "k.toml")

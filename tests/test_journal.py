@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from mpqr_kiosk.core.model import Item, Payment, PaymentStatus, ReceiptState, Sale, SaleState
-from mpqr_kiosk.journal import MIGRATIONS, Journal, JournalError
+from mpqr_kiosk.journal import MIGRATIONS, Journal, JournalError, lasting
 
 
 def sale(ref: str, **changes) -> Sale:
@@ -103,3 +103,20 @@ def test_a_version_2_journal_gains_the_watch_the_time_to_live_and_the_payments(t
     again = Journal(tmp_path).get("OLD")
     assert again.payments == (Payment("p1", "approved", 500), Payment("p2", "in_process", 10))
     assert again.watch_until == 2.5 and again.payments[1].status is PaymentStatus.IN_PROCESS
+
+
+def test_a_busy_snapshot_is_passing_not_lasting(tmp_path):
+    """SQLite's extended codes (SQLITE_BUSY_SNAPSHOT, 517) are their base code's kind: time clears them (exit 75)."""
+    path = tmp_path / "j.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("pragma journal_mode=wal")
+    writer.execute("create table t(x)")
+    reader = sqlite3.connect(path, isolation_level=None, timeout=0)
+    reader.execute("begin")
+    reader.execute("select * from t").fetchall()  # a read snapshot, then someone else writes
+    writer.execute("insert into t values (1)")
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        reader.execute("insert into t values (2)")
+    assert raised.value.sqlite_errorname == "SQLITE_BUSY_SNAPSHOT"
+    assert not lasting(raised.value)
+    assert lasting(sqlite3.DatabaseError("file is not a database"))

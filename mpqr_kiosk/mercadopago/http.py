@@ -38,12 +38,13 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 10.0
 DEADLINE = 15.0  # seconds for a whole request, answer included
-MAX_BODY = 1 << 20  # bytes: no answer of this API is anywhere near
+MAX_BODY = 4 << 20  # bytes: the largest real answer, a payments search page of 100 with a Pix QR in each, is ~1 MiB
 MAX_RETRY_AFTER = 300.0  # seconds: a Retry-After of days is a mistake; five minutes is plenty
 MAX_DEPTH = 32  # levels of JSON nesting: this API's deepest answer has about six
 MAX_NUMBER = 40  # characters in one JSON number: ids have at most 20 digits, amounts fewer
 MAX_EXPONENT = 30  # a number's decimal exponent: no id or amount is beyond 10**30 or below 10**-30
-STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# possessive: each quote starts one linear match (a string left open runs to the end: the body is no JSON then)
+STRINGS = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.S)
 NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 STEP = [1 if chr(b) in "[{" else -1 for b in range(256)]  # what each bracket does to the depth
 
