@@ -1,10 +1,12 @@
 import os
 import time
 
+import pytest
 import serial
 from conftest import wait_for
 
 from mpqr_kiosk.core.events import Scan
+from mpqr_kiosk.devices.input import VALID_SPECS, parse_spec
 from mpqr_kiosk.devices.input.hid import Refused
 from mpqr_kiosk.devices.input.serial_source import LineDecoder, SerialSource
 
@@ -101,3 +103,12 @@ def test_open_and_read_failures_reopen_with_a_growing_back_off(sources):
     assert 2 <= len(calls) - count <= 0.5 / 0.02  # keeps trying, never in a tight loop
     source.stop()
     assert not source.healthy
+
+
+def test_a_serial_spec_takes_its_baud_rate_in_ascii_digits_only():
+    assert parse_spec("serial:/dev/ttyACM0:115200") == ("serial", None, "/dev/ttyACM0", 115200)
+    assert parse_spec("serial:loop://")[2] == "loop://"  # a URL's own colon is no baud rate
+    with pytest.raises(ValueError) as raised:
+        parse_spec("serial:/dev/ttyACM0:9600\u00b2")  # "²" is a digit to str.isdigit, not to int()
+    assert str(raised.value) == ("'serial:/dev/ttyACM0:9600\u00b2' is not a valid input device; "
+                                 f"valid forms: {VALID_SPECS}")

@@ -99,7 +99,7 @@ def _serial_port(spec: str, rest: str) -> tuple[str, int]:
     port, _, baud = rest.rpartition(":")
     if not port or not baud.isdigit():  # no baud rate given (a URL such as loop:// has its own colon)
         return rest, DEFAULT_BAUDRATE
-    if not MIN_BAUDRATE <= int(baud) <= MAX_BAUDRATE:
+    if not baud.isascii() or not MIN_BAUDRATE <= int(baud) <= MAX_BAUDRATE:  # "9600²" is digits, not a number
         raise _bad(spec)
     return port, int(baud)
 
