@@ -45,9 +45,10 @@ MAX_CLIENTS = 16  # handler threads at once; more clients wait in the listen bac
 REFUND_TIMEOUT = 40.0
 REPORT_TIMEOUT = 60.0  # the printer finishes the receipts queued before the ticket first
 REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-FIELDS = {"status": (), "review": (), "sale": ("amount",), "hint": (), "cancel": (), "reprint": ("reference",),
-          "report": ("date",), "refund": ("reference",)}
-"""The fields each command takes besides ``command``; any other is refused."""
+FIELDS = {"status": (), "review": (), "sale": ("amount",), "hint": ("topic", "id"), "cancel": (),
+          "reprint": ("reference",), "report": ("date",), "refund": ("reference",)}
+"""The fields each command takes besides ``command``; any other is refused. A relay may pass a notification's
+``topic`` and ``id`` on with ``hint``; they are ignored (a notification never decides anything)."""
 USAGE = 'send one JSON object on one line, e.g. {"command": "status"}'
 
 
@@ -309,8 +310,24 @@ def parse_request(line: bytes) -> dict:
     return request
 
 
+def _line(answer: dict) -> bytes:
+    """One answer line, every secret masked."""
+    return json.dumps(redact_all(answer), ensure_ascii=False).encode("utf-8", "replace") + b"\n"
+
+
 class _Handler(socketserver.BaseRequestHandler):
     """One connection: one request line in, one answer line out, then the connection is closed."""
+
+    def _answer(self, request: dict) -> bytes:
+        """The command's answer line, whatever went wrong carrying it out."""
+        try:
+            return _line(self.server.commands.handle(request))
+        except queue.Empty:
+            return _line({"ok": False, "error": "the daemon did not answer in time; the request may still be "
+                                                "carried out: check `mpqr-kiosk status`"})
+        except Exception as exc:  # noqa: BLE001 - the socket must answer, whatever went wrong
+            log.exception("control command failed")
+            return _line({"ok": False, "error": f"internal error: {type(exc).__name__}"})
 
     def handle(self) -> None:
         too_long = False
@@ -319,23 +336,19 @@ class _Handler(socketserver.BaseRequestHandler):
             if line is None:
                 log.debug("control client hung up before asking")
                 return
-            answer = self.server.commands.handle(parse_request(line))
+            request = parse_request(line)
         except TimeoutError:
             log.info("control client sent no whole request in %ss; hung up on it", REQUEST_DEADLINE)
             return
         except BadRequest as exc:
             log.info("control request refused: %s", str(exc).split(";")[0])
-            answer, too_long = {"ok": False, "error": str(exc)}, isinstance(exc, TooLong)
+            request, too_long = None, isinstance(exc, TooLong)
+            data = _line({"ok": False, "error": str(exc)})
         except OSError as exc:
             log.debug("control client hung up before asking (%s)", type(exc).__name__)
             return
-        except queue.Empty:
-            answer = {"ok": False, "error": "the daemon did not answer in time; the request may still be "
-                                            "carried out: check `mpqr-kiosk status`"}
-        except Exception as exc:  # noqa: BLE001 - the socket must answer, whatever went wrong
-            log.exception("control command failed")
-            answer = {"ok": False, "error": f"internal error: {type(exc).__name__}"}
-        data = json.dumps(redact_all(answer), ensure_ascii=False).encode("utf-8", "replace") + b"\n"
+        if request is not None:
+            data = self._answer(request)
         try:
             self.request.settimeout(WRITE_TIMEOUT)
             self.request.sendall(data)

@@ -156,6 +156,12 @@ def test_a_bad_request_gets_an_answer_naming_what_is_wrong_and_changes_nothing(k
     assert json.loads(answer) == {"ok": False, "error": error}
 
 
+def test_a_hint_a_relay_passes_a_notifications_topic_and_id_with_is_taken(kiosk):
+    assert json.loads(raw(kiosk, b'{"command": "hint", "topic": "merchant_order", "id": "123"}\n')) == {"ok": True}
+    answer = json.loads(raw(kiosk, b'{"command": "hint", "resource": "x"}\n'))
+    assert answer == {"ok": False, "error": "unknown field 'resource' for hint; it takes topic, id"}
+
+
 def test_a_one_megabyte_reference_through_the_real_client_is_refused_as_too_long(kiosk):
     answer = request(str(kiosk.socket), {"command": "reprint", "reference": "A" * 2**20}, timeout=20)
     assert answer == {"ok": False, "error": f"the request is longer than 64 KiB; {USAGE}"}
