@@ -9,6 +9,7 @@ from mpqr_kiosk import config as cfg
 from mpqr_kiosk import emvco, exits
 from mpqr_kiosk.assemble import check_input_specs, display_of, printer_of
 from mpqr_kiosk.catalog import CatalogError, load_catalog
+from mpqr_kiosk.control import occupied
 from mpqr_kiosk.core.model import Screen, ScreenKind
 from mpqr_kiosk.core.sites import site
 from mpqr_kiosk.devices.input import parse_spec
@@ -141,13 +142,10 @@ def _check_state_dir(config: cfg.Config, report: Report) -> None:
 
 def _check_control(config: cfg.Config, report: Report) -> None:
     path = Path(config.control.socket)
-    if problem := cfg.directory_problem(path.parent):
+    if problem := cfg.directory_problem(path.parent) or occupied(path):
         report.fail("control", f"control.socket: {problem}")
-    elif path.is_socket() or not (path.is_symlink() or path.exists()):
-        report.ok("control", f"{path}")
     else:
-        report.fail("control", f"control.socket: {path} is {'a directory' if path.is_dir() else 'a file'}, "
-                               "not a socket: remove it or choose another path")
+        report.ok("control", f"{path}")
 
 
 def _check_display(config: cfg.Config, report: Report) -> None:

@@ -367,6 +367,13 @@ class SocketUnusable(Exception):
     """No socket can be made at this path: a directory or file is in its place, or its folder cannot exist."""
 
 
+def occupied(path: Path) -> str:
+    """What stands where the socket should be, other than a socket ("" when nothing does)."""
+    if path.is_socket() or not (path.is_symlink() or path.exists()):
+        return ""
+    return f"{path} is {'a directory' if path.is_dir() else 'a file'}, not a socket: remove it or choose another path"
+
+
 class ControlServer(socketserver.ThreadingUnixStreamServer):
     """Listens on ``path`` (mode 0660) until ``close()``; refuses to take a socket a live daemon answers on."""
 
@@ -386,9 +393,8 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
             if _answers(self.path):
                 raise AlreadyRunning(f"another mpqr-kiosk daemon answers on {self.path}")
             self.path.unlink()  # left behind by a killed daemon
-        elif self.path.is_symlink() or self.path.exists():
-            kind = "a directory" if self.path.is_dir() else "a file"
-            raise SocketUnusable(f"{self.path} is {kind}, not a socket: remove it or choose another path")
+        elif problem := occupied(self.path):
+            raise SocketUnusable(problem)
         old_umask = os.umask(0o117)
         try:
             super().__init__(str(self.path), _Handler)
