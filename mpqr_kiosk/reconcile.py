@@ -129,7 +129,7 @@ def _payment(p: dict, the_site: Site, what: str) -> MpPayment:
         amount=answers.amount(p.get("transaction_amount") or 0, the_site, what, "transaction_amount", MAX_PAYMENT),
         refunded=answers.amount(p.get("transaction_amount_refunded") or 0, the_site, what,
                                 "transaction_amount_refunded", MAX_PAYMENT),
-        reference=answers.text(reference, 64),
+        reference=answers.text(reference, 64) if reference else "",  # no reference: none of ours
         at=_seconds(p.get("date_approved"), what) or _seconds(p.get("date_created"), what))
 
 

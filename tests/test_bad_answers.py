@@ -148,6 +148,7 @@ EDGE = {
     "an amount of 5000 digits": (b'{"transaction_amount": ' + HUGE + b"}", "a number in the body has 5000 digits"),
     "an amount of 1e400": (b'{"transaction_amount": 1e400}', "a number in the body is out of range (1e400)"),
     "an amount of 1e-400": (b'{"transaction_amount": 1e-400}', "a number in the body is out of range (1e-400)"),
+    "an id of 35 digits": (b'{"id": ' + b"9" * 35 + b"}", f"a number in the body is out of range ({'9' * 35})"),
     "NaN": (b'{"transaction_amount": NaN}', "the body has NaN, which is not a JSON number"),
     "100000 nested arrays": (DEEP, "the body nests deeper than 32 levels"),
     "100000 nested objects": (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "the body nests deeper than 32 levels"),

@@ -49,7 +49,8 @@ def amount(value: Any, site: Site, what: str, name: str, bound: int | None = Non
         minor = site.from_api(Decimal(str(value)))
     except (ValueError, InvalidOperation):
         raise BadResponse(what, message=f"{name} has more decimals than {site.currency}") from None
-    require(0 <= minor <= (site.max_amount if bound is None else bound), what, f"{name} is out of range for one sale")
+    require(0 <= minor <= (site.max_amount if bound is None else bound), what,
+            f"{name} is out of range{' for one sale' if bound is None else ''}")
     return minor
 
 

@@ -203,7 +203,7 @@ class HttpClient:
                 if isinstance(causes, list) and causes and isinstance(causes[0], dict):
                     cause = causes[0].get("code") or causes[0].get("description") or ""
                     message = f"{message} ({cause})" if cause else message
-        code, message = self._redact(code)[:80], self._redact(message)[:200]
+        code, message = self._redact(code), self._redact(message)  # ApiError bounds both
         retry_after = _retry_after(response.headers.get("Retry-After", "")) if response.status_code == 429 else 0.0
         return error_for(response.status_code)(what, response.status_code, code, message, retry_after)
 
@@ -268,6 +268,8 @@ def _depth(content: bytes) -> int:
 def _integer(text: str) -> int:
     if len(text) > MAX_NUMBER:
         raise _Refused(f"a number in the body has {len(text)} digits")
+    if len(text.lstrip("-")) > MAX_EXPONENT + 1:  # the bound _real keeps: no id or amount is beyond 10**30
+        raise _Refused(f"a number in the body is out of range ({text})")
     return int(text)
 
 
