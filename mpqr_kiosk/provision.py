@@ -23,7 +23,7 @@ from PIL import Image
 from mpqr_kiosk import config as cfg
 from mpqr_kiosk import emvco, exits
 from mpqr_kiosk.mercadopago import answers
-from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse
+from mpqr_kiosk.mercadopago.errors import ApiError, BadResponse, Unauthorized
 from mpqr_kiosk.mercadopago.http import HttpClient, download
 from mpqr_kiosk.token import load_token
 
@@ -197,13 +197,19 @@ def run(config_path: str) -> int:
     except BadResponse as exc:
         sys.stderr.write(f"mpqr-kiosk provision: {exc.plain()}; try again later\n")
         return exits.TEMPFAIL
+    except Unauthorized as exc:  # a person must put a valid token in place
+        sys.stderr.write(f"mpqr-kiosk provision: Mercado Pago refused the token: {exc}\n")
+        return exits.CONFIG
     except ApiError as exc:
         if exc.indeterminate:  # no answer, 5xx, 429: time may fix it
             sys.stderr.write(f"mpqr-kiosk provision: {exc}; try again later\n")
             return exits.TEMPFAIL
         sys.stderr.write(f"mpqr-kiosk provision: {exc}\n")
         return exits.CHECK
-    except (ValueError, ProvisionError) as exc:
+    except ProvisionError as exc:  # the config lacks what Mercado Pago needs: the technician fixes it
+        sys.stderr.write(f"mpqr-kiosk provision: {exc}\n")
+        return exits.CONFIG
+    except ValueError as exc:  # the QR's payload failed its CRC
         sys.stderr.write(f"mpqr-kiosk provision: {exc}\n")
         return exits.CHECK
     if payload == mp.qr_payload:

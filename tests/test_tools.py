@@ -248,3 +248,17 @@ def test_a_refused_start_lights_red_solid_then_exits_3(tmp_path, emulator, monke
     assert True in [bool(s.state) for s in red.states]  # it was lit, steadily (no blink thread)
     green = Device.pin_factory.pin(config.LedsConfig().green)
     assert not any(bool(s.state) for s in green.states)
+
+
+def test_provision_exits_3_when_the_technician_must_fix_the_config_or_the_token(tmp_path, emulator, capsys):
+    path = write_config(tmp_path, emulator, payload="")
+    text = open(path, encoding="utf-8").read().replace('[mercadopago]\n', '[mercadopago]\nexternal_store_id = "NEW1"\n')
+    open(path, "w", encoding="utf-8").write(text)
+    assert provision.run(path) == 3  # a new store needs the shop's location
+    assert "needs its location: fill in [shop] street_name" in capsys.readouterr().err
+    emulator.tokens = {TOKEN: emulator.user_id}  # from now on the emulator knows one token only
+    (tmp_path / "access_token").write_text("APP_USR-not-a-token-of-this-account\n")
+    assert provision.run(path) == 3
+    err = capsys.readouterr().err
+    assert "Mercado Pago refused the token" in err and "not-a-token" not in err
+    assert "NEW1" not in [store["external_id"] for store in emulator.snapshot()["stores"]]
