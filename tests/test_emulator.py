@@ -768,3 +768,13 @@ def test_cli_serves_until_sigterm():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "80a"])
+def test_the_standalone_emulator_refuses_a_port_that_is_none_as_a_usage_error(port, capsys):
+    from mpqr_kiosk import cli
+
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["emulator", f"--port={port}"])
+    assert raised.value.code == 2
+    assert f"argument --port: '{port}' is not a port: a number 0-65535" in capsys.readouterr().err

@@ -24,7 +24,8 @@ DEFAULT_URL = "http://127.0.0.1:8765"
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's options and its buyer subcommands (``scan``, ``pay``, ``expire``)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=8765, help="port to listen on, 0 for any free one "
+                        "(default: %(default)s)")
     parser.add_argument(
         "--site", default="MLA", choices=sorted(SITES), help="Mercado Pago site (default: %(default)s)"
     )
@@ -102,6 +103,13 @@ def _act(action: str, args: argparse.Namespace) -> int:
         shown = answer.text
     print(json.dumps(shown, indent=2, ensure_ascii=False))  # noqa: T201
     return exits.OK if answer.ok else exits.CHECK
+
+
+def _port(text: str) -> int:
+    """A TCP port number (0: any free one), for argparse."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: a number 0-65535")
+    return int(text)
 
 
 def _serve(args: argparse.Namespace) -> int:
