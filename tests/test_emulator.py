@@ -21,6 +21,7 @@ import zxingcpp
 from conftest import SettableClock
 from PIL import Image
 
+from mpqr_kiosk import cli as kiosk_cli
 from mpqr_kiosk import emvco
 from mpqr_kiosk.emulator import Emulator, EmulatorServer, cli
 
@@ -772,9 +773,7 @@ def test_cli_serves_until_sigterm():
 
 @pytest.mark.parametrize("port", ["99999", "-1", "80a"])
 def test_the_standalone_emulator_refuses_a_port_that_is_none_as_a_usage_error(port, capsys):
-    from mpqr_kiosk import cli
-
     with pytest.raises(SystemExit) as raised:
-        cli.main(["emulator", f"--port={port}"])
+        kiosk_cli.main(["emulator", f"--port={port}"])
     assert raised.value.code == 2
     assert f"argument --port: '{port}' is not a port: a number 0-65535" in capsys.readouterr().err
