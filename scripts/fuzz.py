@@ -14,10 +14,13 @@ What is counted: a **crash** (a traceback, an exception escaping, an exit code n
 that dies or stops answering ``status``), a **hang** (no outcome within the input's deadline) and an **amount
 change** (garbage that changes the entry's total other than by valid digits or a catalog code; a control line
 that starts a sale for an amount other than the one a valid request asked for; an API body that makes a sale
-paid when the emulator has not approved exactly its total). Each failing input is written to ``--out`` as a
+paid when the emulator has not approved exactly its total, or leaves money the emulator approved on a cancelled
+or expired sale once its late watch is over). Each failing input is written to ``--out`` as a
 reproducer (the input's bytes and a ``.txt`` naming family, seed, index and what happened). The last line is
-``fuzz: N inputs, C crashes, H hangs, A amount changes``. Input ``i`` of a family depends only on the seed, the
-family and ``i``. ``tests/test_fuzz.py`` runs a short seeded campaign; ``scripts/fuzz`` is the long one.
+``fuzz: N inputs, C crashes, H hangs, A amount changes``, after one line per family saying what its inputs
+reached (check's exit codes, the decoders fed, sales started, paid, in review, watched out). Input ``i`` of a
+family depends only on the seed, the family and ``i``. ``tests/test_fuzz.py`` runs a short seeded campaign;
+``scripts/fuzz`` is the long one.
 """
 
 from __future__ import annotations
@@ -351,6 +354,8 @@ class CliRig:
 def judge_cli(campaign: Campaign, family: str, index: int, data: bytes, result: tuple, ext: str,
               extra: str = "") -> None:
     done, rc, output, escaped = result
+    if done:
+        campaign.note(f"check exit {rc}")
     if not done:
         campaign.found(family, index, "hang", f"check gave no outcome within {DEADLINE:g}s", data, ext)
     elif escaped:
@@ -703,6 +708,7 @@ def run_scanner(campaign: Campaign, indexes: range) -> None:
                 return feed_serial(data, chunks) if which == "serial" else feed_stdin(data)
         done, got, escaped = bounded(feed, DEADLINE)
         campaign.inputs += 1
+        campaign.note(f"into {which}")
         name = f"{label}\n".encode() + data
         if not done:
             campaign.found("scanner", index, "hang", f"{label}: no outcome within {DEADLINE:g}s", name)
@@ -830,11 +836,11 @@ COMMANDS = ["status", "sale", "cancel", "reprint", "refund", "review", "report",
 
 def control_input(rng: random.Random, the_site) -> tuple[bytes, Any]:
     """(the line, the amount a valid sale request in it asks for)."""
-    command = "sale" if rng.random() < 0.4 else rng.choice(COMMANDS)
+    command = "sale" if rng.random() < 0.6 else rng.choice(COMMANDS)
     message: dict[str, Any] = {"command": command}
     if command == "sale" or rng.random() < 0.2:
         message["amount"] = rng.choice(AMOUNTS)
-    for key in rng.sample(["reference", "date", "amount", "extra", "x" * 300], rng.randint(0, 2)):
+    for key in rng.sample(["reference", "date", "amount", "extra", "x" * 300], rng.choice([0, 0, 0, 1, 2])):
         message.setdefault(key, rng.choice(["", "REF-1", "../../x", "a" * 65, "2026-02-30", "9999-12-31", 1, None,
                                             [1], {"b": 2}, "2026-01-01", "x" * 5000, "\x00", True, 1e999]))
     try:
@@ -1107,6 +1113,7 @@ def run_api(campaign: Campaign, indexes: range, folder: Path) -> None:
 def api_lane(campaign: Campaign, indexes: range, folder: Path, api: str) -> None:
     rig = DaemonRig(folder / api, api=api, proxy=True)
     references: set[str] = set()
+    ended: dict[str, tuple[int, bytes]] = {}  # cancelled or expired: the input that saw it end
     try:
         for index in indexes:
             rng = campaign.rng("api", index)
@@ -1158,6 +1165,8 @@ def api_lane(campaign: Campaign, indexes: range, folder: Path, api: str) -> None
                 if rig.daemon.process.poll() is not None:
                     rig.close()
                     rig = DaemonRig(folder / f"{api}-{index}", api=api, proxy=True)
+                    references.clear()
+                    ended.clear()
                 continue
             if not rig.idle():
                 campaign.found("api", index, "hang", "the sale did not end after the answers were true again and a "
@@ -1172,11 +1181,42 @@ def api_lane(campaign: Campaign, indexes: range, folder: Path, api: str) -> None
                                        f"{ref} is paid in the journal, but the emulator approved {approved} of "
                                        f"{sale.total}", data)
                     references.discard(ref)
-                elif sale is None or sale.state.value in ("cancelled", "expired", "review", "refunded"):
+                elif sale is None or sale.state.value in ("cancelled", "expired", "review", "refunded", "failed"):
                     campaign.note(f"sales {sale.state.value if sale else 'not journaled'}")
                     references.discard(ref)
+                    if sale is not None and sale.state.value in ("cancelled", "expired"):
+                        ended[ref] = (index, data)
+            unaccounted(campaign, rig, ended, wait=0.0)
+        rig.proxy.disarm()
+        unaccounted(campaign, rig, ended, wait=DEADLINE)
     finally:
         rig.close()
+
+
+def unaccounted(campaign: Campaign, rig: DaemonRig, ended: dict[str, tuple[int, bytes]], wait: float) -> None:
+    """Rule 9 for the cancelled and expired sales whose late watch is over (journaled ``watch_until`` 0, waiting
+    up to ``wait`` for it): what the emulator approved for each is on a paid sale or in review, never lost."""
+    end = time.monotonic() + wait
+    while ended:
+        for ref in list(ended):
+            sale = rig.journaled(ref)
+            if sale is None or sale.watch_until > 0:
+                continue
+            index, data = ended.pop(ref)
+            approved = approved_truth(rig.emulator, ref)
+            if sale.state.value in ("cancelled", "expired") and approved:
+                campaign.found("api", index, "amount", f"{ref} ended {sale.state.value} and its watch is over, but "
+                                                       f"the emulator approved {approved} of {sale.total}", data)
+            elif sale.state.value == "paid" and approved != sale.total:
+                campaign.found("api", index, "amount", f"{ref} was paid after it ended, but the emulator approved "
+                                                       f"{approved} of {sale.total}", data)
+            campaign.note(f"ended sales watched out ({sale.state.value})")
+        if not ended or time.monotonic() >= end:
+            break
+        time.sleep(0.2)
+    for ref, (index, data) in list(ended.items()) if wait else []:
+        campaign.found("api", index, "hang", f"{ref}: its late watch was not over {wait:g}s after the last input",
+                       data)
 
 
 # -- the campaign ---------------------------------------------------------------------------------------

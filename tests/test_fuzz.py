@@ -26,7 +26,11 @@ def test_a_short_seeded_campaign_ends_with_zero_counts(tmp_path):
     assert lines[-1] == "fuzz: 240 inputs, 0 crashes, 0 hangs, 0 amount changes", run.stdout + run.stderr[-3000:]
     assert run.returncode == 0
     assert not out.exists()
-    assert "sales started" in run.stdout and "mutated answers served" in run.stdout  # the daemon families did reach it
+    families = {line.split(":")[0]: line for line in lines if line.startswith("fuzz ")}
+    assert "check exit 0" in families["fuzz config"] and "check exit 3" in families["fuzz config"]
+    assert "sales started" in families["fuzz control"]
+    api = families["fuzz api"]  # mutated answers reached the daemon, and sales still got paid and watched out
+    assert "mutated answers served" in api and "sales paid" in api and "ended sales watched out" in api, api
 
 
 def test_the_same_seed_gives_the_same_inputs():
@@ -63,3 +67,25 @@ def test_a_planted_crash_and_a_planted_amount_change_are_counted_with_reproducer
     assert (tmp_path / f"scanner-1-{crash.index:05d}.bin").read_bytes().startswith(b"serial\n")
     amount = next(f for f in campaign.findings if f.kind == "amount")
     assert amount.what.startswith("stdin: the entry came to")
+
+
+def test_an_approval_left_on_a_cancelled_sale_after_its_watch_is_counted(tmp_path, monkeypatch):
+    """Rule 9: a cancelled sale whose late watch is over while the emulator holds an approved payment for it
+    is an amount change; one still watched is not judged yet, and one never watched out in time is a hang."""
+    from mpqr_kiosk.core.model import Sale, SaleState
+
+    sales = {"R-LOST": Sale("R-LOST", "k1", "MLB", (), 450, 0.0, state=SaleState.CANCELLED),
+             "R-WATCHED": Sale("R-WATCHED", "k2", "MLB", (), 450, 0.0, state=SaleState.CANCELLED, watch_until=9e9),
+             "R-CLEAN": Sale("R-CLEAN", "k3", "MLB", (), 450, 0.0, state=SaleState.EXPIRED)}
+    monkeypatch.setattr(fuzz, "approved_truth", lambda emulator, ref: 0 if ref == "R-CLEAN" else 450)
+    rig = type("Rig", (), {"emulator": None, "journaled": lambda self, ref: sales[ref]})()
+    campaign = fuzz.Campaign(1, tmp_path)
+    ended = {ref: (n, b"input") for n, ref in enumerate(sales)}
+    fuzz.unaccounted(campaign, rig, ended, wait=0.0)
+    assert [(f.kind, f.index) for f in campaign.findings] == [("amount", 0)]
+    assert "R-LOST ended cancelled and its watch is over, but the emulator approved 450 of 450" in \
+        campaign.findings[0].what
+    assert list(ended) == ["R-WATCHED"]
+    fuzz.unaccounted(campaign, rig, ended, wait=0.3)
+    assert [(f.kind, f.index) for f in campaign.findings] == [("amount", 0), ("hang", 1)]
+    assert (tmp_path / "api-1-00000.txt").read_text().count("kind: amount") == 1
