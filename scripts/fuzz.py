@@ -217,15 +217,17 @@ def line_ops(text: str, rng: random.Random, junk: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# the mutations every text family has: a byte flipped, the file cut short, another encoding
+GARBLES = {"flip": lambda text, rng: flip(text.encode(), rng),
+           "truncate": lambda text, rng: truncate(text.encode(), rng),
+           "encoding": reencode}
+
+
 def config_input(base: str, rng: random.Random) -> bytes:
     kind = rng.choice(["flip", "truncate", "encoding", "nesting", "huge", "types", "unknown", "pins", "lines",
                        "lines", "types"])
-    if kind == "flip":
-        return flip(base.encode(), rng)
-    if kind == "truncate":
-        return truncate(base.encode(), rng)
-    if kind == "encoding":
-        return reencode(base, rng)
+    if kind in GARBLES:
+        return GARBLES[kind](base, rng)
     if kind == "nesting":
         depth = rng.choice([50, 500, 5000, 50_000])
         nest = rng.choice([("[" * depth + "]" * depth), ("{a = " * depth + "1" + "}" * depth)])
@@ -280,12 +282,8 @@ def token_input(rng: random.Random) -> tuple[str, bytes, int]:
 def catalog_input(rng: random.Random) -> bytes:
     base = CATALOG_TEXT
     kind = rng.choice(["flip", "truncate", "encoding", "rows", "rows", "rows", "lines", "huge", "delimiter"])
-    if kind == "flip":
-        return flip(base.encode(), rng)
-    if kind == "truncate":
-        return truncate(base.encode(), rng)
-    if kind == "encoding":
-        return reencode(base, rng)
+    if kind in GARBLES:
+        return GARBLES[kind](base, rng)
     if kind == "huge":
         return rng.choice([
             base + "9," + "T" * 100_000 + ",1.00,S\n",
