@@ -22,15 +22,15 @@ def notify(state: str) -> bool:
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
-    if _sd_daemon is not None:
-        return bool(_sd_daemon.notify(state))
     if address.startswith("@"):
         address = "\0" + address[1:]  # abstract namespace
     try:
+        if _sd_daemon is not None:
+            return bool(_sd_daemon.notify(state))
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             sock.connect(address)
             sock.sendall(state.encode())
-    except OSError as exc:
+    except OSError as exc:  # the manager's socket went away (systemd-python raises too): never the daemon's end
         log.warning("sd_notify to %s failed: %s", os.environ.get("NOTIFY_SOCKET"), exc)
         return False
     return True

@@ -175,6 +175,21 @@ def test_sd_notify_fallback_speaks_the_protocol(tmp_path, monkeypatch):
     assert notify.watchdog_interval() is None
 
 
+@pytest.mark.parametrize("library", [True, False], ids=["systemd-python", "fallback"])
+def test_sd_notify_to_a_socket_gone_away_is_false_never_an_exception(tmp_path, monkeypatch, library, caplog):
+    """The manager (systemd, or a harness) closed its notify socket before our STOPPING=1: a warning, no crash."""
+    if library:
+        pytest.importorskip("systemd.daemon")
+    else:
+        monkeypatch.setattr(notify, "_sd_daemon", None)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.close()  # the path stays; nothing listens: connection refused
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    assert notify.notify("STOPPING=1") is False
+    assert "sd_notify to" in caplog.text and "failed" in caplog.text
+
+
 def test_control_commands_without_a_daemon_exit_75(tmp_path, emulator, monkeypatch, capsys):
     path = write_config(tmp_path, emulator)
     assert cli.main(["--config", path, "status"]) == 75
