@@ -93,6 +93,7 @@ class Lane:
                 self.one_sale()
         except Exception as exc:  # noqa: BLE001 - a lane's crash is a finding, reported with the rest
             self.problems.append(f"lane {self.number}: {type(exc).__name__}: {exc}")
+            sys.stderr.write(f"  lane {self.number} stopped after {len(self.outcomes)} sales: {self.problems[-1]}\n")
 
     def one_sale(self) -> None:
         scenarios = EVERYWHERE + (INSTORE_ONLY if self.api == "instore" else [])
