@@ -28,6 +28,7 @@ from mpqr_kiosk.ports import Backend, Display, Indicators, InputSource, Printer,
 from mpqr_kiosk.receipt import build_closing_ticket, build_receipt
 
 log = logging.getLogger(__name__)
+HEARTBEAT = 1.0  # seconds between the Ticks that keep the core loop going whatever its queue does
 
 
 class SystemClock:
@@ -145,6 +146,16 @@ class Runtime:
         self.status: Status = kiosk.status()  # refreshed after every step, read from any thread
         self._waiting: dict[str, queue.Queue[act.Reply]] = {}
         self._waiting_lock = threading.Lock()
+        self._stopping = threading.Event()
+        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
+
+    def _heartbeat(self) -> None:
+        """A Tick every second, whatever else happens. CPython 3.11's ``SimpleQueue.get(timeout=...)`` can miss
+        its deadline and wait for the next ``put`` however long (_queuemodule.c: once it has taken the lock of an
+        empty queue, a remainder already below zero is passed on as "block forever"); the soak caught a live sale
+        frozen that way with no event to come. A ``put`` ends such a wait."""
+        while not self._stopping.wait(HEARTBEAT):
+            self.events.put(ev.Tick())
 
     def post(self, event: ev.Event) -> None:
         """Hand an event to the core (from any thread)."""
@@ -171,8 +182,9 @@ class Runtime:
 
     def step(self, timeout: float = 1.0) -> None:
         """Wait for one event (or the core's next deadline), handle it, carry out the actions."""
-        try:
-            event = self.events.get(timeout=max(0.0, min(timeout, self.kiosk.next_wakeup())))
+        wait = min(timeout, self.kiosk.next_wakeup())
+        try:  # nothing due yet: wait; due now: only look (a timed get of 0 is where CPython's slip is likeliest)
+            event = self.events.get(timeout=wait) if wait > 0 else self.events.get_nowait()
         except queue.Empty:
             event = ev.Tick()
         if not isinstance(event, ev.Tick):
@@ -268,6 +280,7 @@ class Runtime:
         return ev.ReportPrinted(True, request_id=request_id)
 
     def stop(self) -> None:
+        self._stopping.set()
         self.api.stop()
         self.printer.stop()
         self.devices.close()

@@ -113,7 +113,7 @@ class Lane:
 
     def start_sale(self, total: int) -> str:
         amount = f"{total // 100}.{total % 100:02d}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + LIVE_LIMIT  # offline while faults on the probe last, or reconciling
         while time.monotonic() < deadline:
             answer = self.control("sale", amount=amount)
             if answer and answer.get("ok"):

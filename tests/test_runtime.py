@@ -1,6 +1,7 @@
 """The assembled kiosk against the emulator: faults at push, poll and cancel never double-push or lose a
 paid sale, Retry-After is honoured, the request rate is bounded, and the display and LEDs tell the truth."""
 
+import queue
 import threading
 import time
 
@@ -212,3 +213,36 @@ def test_a_refund_while_the_receipt_is_queued_is_never_undone(rig):
     del rig.runtime.devices.printer.status  # the printer is back: a queued receipt would be retried in 0.2 s
     rig.until(lambda: False, 1.0)
     assert rig.state(reference) is SaleState.REFUNDED and rig.receipt_bytes() == b""  # nothing "paid" printed
+
+
+class MissesItsDeadlines:
+    """The core's event queue as CPython 3.11's ``SimpleQueue`` behaves now and then: a timed ``get`` that waits
+    for the next ``put`` however long, past its deadline."""
+
+    def __init__(self, events: queue.SimpleQueue) -> None:
+        self.events = events
+
+    def put(self, event) -> None:
+        self.events.put(event)
+
+    def get(self, timeout: float | None = None):
+        return self.events.get()  # the deadline is lost: only a put ends the wait
+
+    def get_nowait(self):
+        return self.events.get_nowait()
+
+    def empty(self) -> bool:
+        return self.events.empty()
+
+
+@pytest.mark.timeout(120)  # a hang guard: without the heartbeat the core waits here for an event that never comes
+def test_the_core_keeps_polling_when_its_queue_misses_every_deadline(emulator, tmp_path):
+    rig = Rig(emulator, tmp_path)
+    try:
+        rig.runtime.events = MissesItsDeadlines(rig.runtime.events)
+        reference = rig.charge()
+        assert rig.waiting(reference)
+        emulator.pay("POS001", "approved")  # nothing tells the box: only its own polls, each on a deadline
+        assert rig.until(lambda: rig.state(reference) is SaleState.PAID, 30)
+    finally:
+        rig.stop()
