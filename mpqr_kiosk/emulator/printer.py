@@ -30,6 +30,7 @@ class LoopbackPrinter:
         self.received: list[bytearray] = []  # raw bytes, one buffer per connection
         self.connections: list[socket.socket] = []
         self.first_bytes: list[float] = []  # wall-clock time each receipt's first byte arrived
+        self.in_progress = b""  # what arrived of the receipt not yet cut, on the latest connection
         # shown what arrived of the receipt in progress, until it returns True (the soak's kill -9 mid-print)
         self.on_receipt: Callable[[bytes], bool] | None = None
         self.lock = threading.Lock()
@@ -105,6 +106,7 @@ class LoopbackPrinter:
                 self.received.append(bytearray())
                 self.connections.append(conn)
                 buffer = self.received[-1]
+                self.in_progress = b""
             threading.Thread(target=self._serve, args=(conn, buffer), daemon=True).start()
 
     def _serve(self, conn: socket.socket, buffer: bytearray) -> None:
@@ -151,6 +153,7 @@ class LoopbackPrinter:
                 receipt, current = current.split(CUT, 1)
                 current = current[2:] if current[:1] in (b"A", b"B") else current[1:]
                 self._receipts.append(receipt)
+            self.in_progress = current
         return current
 
 
