@@ -200,10 +200,12 @@ class Lane:
         """Now and then, arm a fault on a random endpoint for its next one to three requests."""
         if self.rng.random() >= self.fault_chance:
             return
-        kind = self.rng.choice(FAULT_KINDS)
+        op, kind = self.rng.choice(OPS), self.rng.choice(FAULT_KINDS)
         delay = 11.0 if self.rng.random() < 0.1 else self.rng.uniform(0.2, 2.0)  # past the 10 s read timeout
-        self.emulator.faults.arm(Fault(self.rng.choice(OPS), kind, count=self.rng.randint(1, 3),
-                                       after=self.rng.random() < 0.5, delay=delay, retry_after=self.rng.randint(0, 1)))
+        if any(armed["op"] == op for armed in self.emulator.faults.armed()):
+            return  # one spell of trouble per endpoint: a probe once a minute must not meet a queue of them
+        self.emulator.faults.arm(Fault(op, kind, count=self.rng.randint(1, 3), after=self.rng.random() < 0.5,
+                                       delay=delay, retry_after=self.rng.randint(0, 1)))
         self.faults += 1
 
     def kill(self) -> None:
